@@ -1,0 +1,136 @@
+"""Record training dynamics from ``paddle.Model.fit`` (hapi).
+
+hapi callbacks see only batch-mean logs, never per-sample outputs. What does see them is a
+``paddle.metric.Metric``: ``Model`` calls ``metric.compute(*outputs, *labels)`` on the very logits of
+the training step and then ``metric.update(...)`` with numpy arrays. So the sample id travels as an
+extra *label*: the dataset yields ``(x, y, index)`` (use ``DatasetWithIndex``), the ``Model`` declares
+two labels, and the loss is wrapped so that it ignores the index. No second forward pass is made.
+
+Usage::
+
+    rec = RecordTrainingDynamics(n_samples=len(train_ds))
+    model = paddle.Model(net, inputs=[InputSpec([None, 64], "float32", "x")],
+                         labels=[InputSpec([None, 1], "int64", "y"), InputSpec([None, 1], "int64", "index")])
+    model.prepare(optimizer, loss=rec.wrap_loss(paddle.nn.CrossEntropyLoss()), metrics=[rec.metric])
+    model.fit(DatasetWithIndex(train_ds), epochs=20, batch_size=64, callbacks=[rec])
+    TrainingDynamics(net).save(rec.recorder, label_flip=flips, save_path="out/")
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .._paddle import paddle
+from ..common.file_utils import PathLike
+from ..recording import DynamicsRecorder
+
+
+class _IndexIgnoringLoss(paddle.nn.Layer):
+    """``loss(pred, y, index) -> inner(pred, y)``."""
+
+    def __init__(self, inner: Callable):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, pred, label, index):
+        return self.inner(pred, label)
+
+
+class _DynamicsMetric(paddle.metric.Metric):
+    """Per-sample softmax (and logits / cross-entropy) of each training batch, written into the recorder."""
+
+    def __init__(self, owner: "RecordTrainingDynamics"):
+        super().__init__()
+        self.owner = owner
+
+    def compute(self, pred, label, index):
+        probs = paddle.nn.functional.softmax(pred, axis=-1)
+        losses = paddle.nn.functional.cross_entropy(pred, label.reshape([-1, 1]), reduction="none").reshape([-1])
+        return probs, pred, losses, label, index
+
+    def update(self, probs, logits, losses, label, index):
+        self.owner._write(probs, logits, losses, label, index)
+        return 0.0
+
+    def reset(self):
+        pass
+
+    def accumulate(self):
+        return 0.0
+
+    def name(self):
+        return "record_dynamics"
+
+
+class RecordTrainingDynamics(paddle.callbacks.Callback):
+    """A hapi callback (plus its metric) that records every sample's softmax in every epoch.
+
+    Parameters
+    ----------
+    n_samples : int
+        ``N``; the indices the dataset yields must lie in ``[0, N)``.
+    n_epochs : int, optional
+        ``E``; defaults to the ``epochs`` given to ``fit``.
+    keep_logits, keep_losses : bool, default=False
+        Also keep raw logits (N, E, C) and per-sample cross-entropy (N, E).
+    directory : path, optional
+        Memory-map the recording there.
+
+    Attributes
+    ----------
+    metric : paddle.metric.Metric
+        Pass it in ``model.prepare(metrics=[...])``.
+    recorder : DynamicsRecorder or None
+        Filled during training (allocated at the first batch, when ``C`` is known).
+
+    Notes
+    -----
+    Recorded probabilities are those of the training step (train mode, before the optimizer step), as
+    in :meth:`TrainingDynamics.generator` with ``record='train'``. Evaluation batches run by ``fit``
+    (``eval_data``) are ignored.
+    """
+
+    def __init__(self, n_samples: int, n_epochs: Optional[int] = None, *, keep_logits: bool = False,
+                 keep_losses: bool = False, directory: Optional[PathLike] = None):
+        super().__init__()
+        self.n_samples, self.n_epochs = int(n_samples), n_epochs
+        self.keep_logits, self.keep_losses, self.directory = keep_logits, keep_losses, directory
+        self.metric = _DynamicsMetric(self)
+        self.recorder: Optional[DynamicsRecorder] = None
+        self._epoch = 0
+        self._training = False
+
+    @staticmethod
+    def wrap_loss(loss: Callable) -> paddle.nn.Layer:
+        """Wrap ``loss(pred, y)`` so that ``Model`` can call it with the extra index label."""
+        return _IndexIgnoringLoss(loss)
+
+    def on_train_begin(self, logs=None):
+        if self.n_epochs is None:
+            self.n_epochs = int(self.params["epochs"])
+        self.recorder = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._training = False
+
+    def on_train_end(self, logs=None):
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    def _write(self, probs, logits, losses, label, index):
+        if not self._training:
+            return  # evaluation batches of fit(eval_data=...) are not training dynamics
+        probs = np.asarray(probs)
+        if self.recorder is None:
+            if self.n_epochs is None:
+                raise RuntimeError("RecordTrainingDynamics needs n_epochs when used outside Model.fit")
+            self.recorder = DynamicsRecorder(self.n_samples, int(self.n_epochs), probs.shape[1],
+                                             keep_logits=self.keep_logits, keep_losses=self.keep_losses,
+                                             directory=self.directory)
+        self.recorder.update(self._epoch, np.asarray(index).reshape(-1), probs, targets=np.asarray(label).reshape(-1),
+                             logits=logits if self.keep_logits else None, losses=losses if self.keep_losses else None)

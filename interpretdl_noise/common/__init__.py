@@ -1,0 +1,1 @@
+"""Shared helpers: devices, metrics, atomic files and downloads, plotting."""

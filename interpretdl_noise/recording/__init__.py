@@ -1,0 +1,16 @@
+"""Recording layer: bounded-memory storage of per-sample dynamics, the td transform and npz files.
+
+Shapes used throughout: ``N`` samples, ``E`` epochs, ``C`` classes.
+"""
+from .npz import load_training_dynamics, save_training_dynamics, validate_training_dynamics
+from .recorder import DynamicsRecorder
+from .transform import interpolate_missing, transform_dynamics
+
+__all__ = [
+    "DynamicsRecorder",
+    "interpolate_missing",
+    "transform_dynamics",
+    "save_training_dynamics",
+    "load_training_dynamics",
+    "validate_training_dynamics",
+]

@@ -1,0 +1,130 @@
+"""From raw per-epoch softmax to InterpretDL's ``td`` / ``labels`` layout.
+
+``interpolate_missing`` fills gaps per class and per sample by linear interpolation along epochs (edges
+take the nearest recorded epoch), so a filled epoch vector still sums to 1. ``transform_dynamics`` then
+orders the classes of every sample exactly as InterpretDL 0.8 does: channel 0 is the assigned label,
+the other channels follow the classes' descending mean probability over epochs.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+_CHUNK = 4096  # samples per vectorised block; bounds the float32 working memory
+
+
+def _interpolate_block(x: np.ndarray) -> np.ndarray:
+    """Fill NaNs of a float32 ``(n, E, C)`` block along axis 1, per (sample, class) series."""
+    valid = ~np.isnan(x)
+    n_epochs = x.shape[1]
+    steps = np.arange(n_epochs, dtype=np.int64).reshape(1, -1, 1)
+    prev = np.maximum.accumulate(np.where(valid, steps, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(valid, steps, n_epochs)[:, ::-1], axis=1)[:, ::-1]
+    has_prev, has_next = prev >= 0, nxt < n_epochs
+    v_prev = np.take_along_axis(x, np.clip(prev, 0, n_epochs - 1), axis=1)
+    v_next = np.take_along_axis(x, np.clip(nxt, 0, n_epochs - 1), axis=1)
+    span = np.where(has_prev & has_next, nxt - prev, 1)
+    weight = (steps - prev) / span
+    filled = np.where(has_prev & has_next, v_prev + weight * (v_next - v_prev), np.where(has_prev, v_prev, v_next))
+    return np.where(valid, x, filled).astype(np.float32, copy=False)
+
+
+def interpolate_missing(probs: np.ndarray, *, sample_ids: Optional[Sequence] = None,
+                        out_dtype=np.float32) -> np.ndarray:
+    """Per-class linear interpolation of missing (NaN) epochs.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (N, E, C)
+        Per-epoch softmax; NaN marks a missing value.
+    sample_ids : sequence of length N, optional
+        Names used in the error message for samples that have no recorded epoch.
+    out_dtype : numpy dtype, default=float32
+
+    Returns
+    -------
+    ndarray of shape (N, E, C)
+        A copy with every NaN replaced.
+
+    Raises
+    ------
+    ValueError
+        If a sample (or one class of a sample) has no recorded value in any epoch.
+    """
+    probs = np.asarray(probs)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must have shape (N, E, C), got {probs.shape}")
+    empty = np.isnan(probs).all(axis=1).any(axis=1)
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        names = rows if sample_ids is None else np.asarray(sample_ids)[rows]
+        raise ValueError(f"{rows.size} sample(s) have no recorded epoch, so they cannot be interpolated: "
+                         f"sample ids {names[:10].tolist()}{' ...' if rows.size > 10 else ''}")
+    out = np.empty(probs.shape, dtype=out_dtype)
+    for start in range(0, probs.shape[0], _CHUNK):
+        block = probs[start:start + _CHUNK].astype(np.float32)
+        out[start:start + _CHUNK] = _interpolate_block(block) if np.isnan(block).any() else block
+    return out
+
+
+def dict_to_array(logits_dict: Mapping) -> Tuple[np.ndarray, np.ndarray]:
+    """InterpretDL's ``{index: [E probability vectors]}`` to ``(ids (N,), probs (N, E, C))``, sorted by id."""
+    if len(logits_dict) == 0:
+        raise ValueError("the training-dynamics dict is empty")
+    ids = np.array(sorted(logits_dict.keys()))
+    lengths = {len(logits_dict[k]) for k in ids.tolist()}
+    if len(lengths) != 1:
+        raise ValueError(f"every sample needs the same number of epoch vectors (NaN vectors for missing epochs); "
+                         f"found lengths {sorted(lengths)}")
+    probs = np.asarray([np.asarray(logits_dict[k], dtype=np.float32) for k in ids.tolist()], dtype=np.float32)
+    if probs.ndim != 3:
+        raise ValueError(f"dict values must be lists of equal-length probability vectors; got array of shape "
+                         f"{probs.shape}")
+    return ids, probs
+
+
+def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optional[Sequence] = None
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """Interpolate, cast to float16 and reorder classes as InterpretDL's ``TrainingDynamics.transform``.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (N, E, C)
+        Per-epoch softmax in the model's class order; NaN marks missing values.
+    assigned_targets : array-like of shape (N,)
+        Assigned (possibly noisy) label per sample, in ``[0, C)``.
+    sample_ids : sequence of length N, optional
+        Used in error messages only.
+
+    Returns
+    -------
+    td : ndarray of shape (N, E, C), float16
+        ``td[:, :, 0]`` is the assigned label's probability; channels ``1..C-1`` are the other classes by
+        descending mean probability over epochs.
+    labels : ndarray of shape (N, C), int16
+        Class id of each ``td`` channel.
+    """
+    probs = np.asarray(probs)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must have shape (N, E, C), got {probs.shape}")
+    n, _, c = probs.shape
+    targets = np.asarray(assigned_targets).reshape(-1)
+    if targets.shape[0] != n:
+        raise ValueError(f"assigned_targets has {targets.shape[0]} entries for {n} samples")
+    if targets.dtype.kind not in "iu" or (n and (targets.min() < 0 or targets.max() >= c)):
+        raise ValueError(f"assigned_targets must be integers in [0, {c}); got dtype {targets.dtype}, "
+                         f"range [{targets.min()}, {targets.max()}]")
+    dense = interpolate_missing(probs, sample_ids=sample_ids, out_dtype=np.float16)
+    td = np.empty_like(dense)
+    labels = np.empty((n, c), dtype=np.int16)
+    for start in range(0, n, _CHUNK):
+        block = dense[start:start + _CHUNK]
+        t = targets[start:start + _CHUNK].astype(np.int64)
+        # InterpretDL ranks classes by the mean of the float16 values; stable sort makes ties deterministic.
+        order = np.argsort(-block.mean(axis=1, dtype=np.float32), axis=1, kind="stable")
+        others = order[order != t[:, None]].reshape(len(t), c - 1)
+        lab = np.concatenate([t[:, None], others], axis=1)
+        labels[start:start + _CHUNK] = lab
+        td[start:start + _CHUNK] = np.take_along_axis(block, lab[:, None, :], axis=2)
+    return td, labels

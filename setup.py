@@ -1,0 +1,44 @@
+"""Packaging for interpretdl-noise (import name ``interpretdl_noise``)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+# read the version without importing the package (which needs paddle)
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "interpretdl_noise" / "__init__.py").read_text(), re.M).group(1)
+
+TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"]
+
+setup(
+    name="interpretdl-noise",
+    version=VERSION,
+    description="Find mislabeled training samples from PaddlePaddle training dynamics (BHDF, AUM, EMA, CoNAL).",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["interpretdl_noise", "interpretdl_noise.*"]),
+    package_data={"interpretdl_noise": ["assets/*"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.22",
+        "tqdm>=4.60",
+        "matplotlib>=3.5",
+        "requests>=2.25",
+        "pandas>=1.3",
+        "scikit-learn>=1.0",
+    ],
+    extras_require={
+        "cpu": ["paddlepaddle>=2.6"],
+        "gpu": ["paddlepaddle-gpu>=2.6"],
+        "test": TEST,
+        "confident": ["cleanlab>=2.5"],
+    },
+    entry_points={"console_scripts": ["interpretdl-noise=interpretdl_noise.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
