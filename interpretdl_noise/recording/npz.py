@@ -14,13 +14,13 @@ key            shape        dtype      meaning
 ``meta``       ()           str        optional extra: JSON metadata
 =============  ===========  =========  ====================================================
 
-InterpretDL writes ``label_flip=None`` as a pickled 0-d object array. We recognise that exact payload
-from its bytes and treat it as absent; any other object array is refused.
+InterpretDL writes ``label_flip=None`` as a pickled 0-d object array. We recognise that payload by
+inspecting its opcodes (never executing them) and treat it as absent; any other object array is refused.
 """
 from __future__ import annotations
 
 import json
-import re
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
@@ -30,8 +30,46 @@ import numpy as np
 from ..common.file_utils import PathLike, atomic_path
 
 REQUIRED_KEYS = ("td",)
-# pickle.dumps(None) for protocols 0-5: optional PROTO opcode, then NONE and STOP.
-_PICKLED_NONE = re.compile(rb"^(\x80[\x02-\x05])?N\.$")
+# What numpy writes for ``np.array(None, dtype=object)`` only references these names (protocols 2-5).
+_NONE_ARRAY_GLOBALS = {"numpy._core.multiarray _reconstruct", "numpy.core.multiarray _reconstruct",
+                       "numpy ndarray", "numpy dtype", "_codecs encode"}
+_NONE_ARRAY_STRINGS = {"numpy._core.multiarray", "numpy.core.multiarray", "_reconstruct", "numpy", "ndarray",
+                       "dtype", "O8", "|", "b", "latin1"}
+_MEMO_OPS = {"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"}
+_SAFE_OPS = _MEMO_OPS | {"PROTO", "FRAME", "GLOBAL", "STACK_GLOBAL", "SHORT_BINUNICODE", "BINUNICODE", "UNICODE",
+                         "SHORT_BINBYTES", "BINBYTES", "BININT", "BININT1", "BININT2", "BINGET", "LONG_BINGET", "GET",
+                         "MARK", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE", "REDUCE", "BUILD", "NONE",
+                         "NEWFALSE", "NEWTRUE", "EMPTY_LIST", "APPEND", "STOP"}
+
+
+def _is_pickled_none_array(payload: bytes) -> bool:
+    """Decide from the opcodes alone (nothing is executed) whether ``payload`` is a 0-d object array holding None.
+
+    InterpretDL 0.8 saves ``label_flip=None``, which numpy pickles as such an array. We accept it only if
+    every opcode is harmless, every referenced name belongs to numpy's array reconstruction, and the
+    array's data list holds exactly one ``None``.
+    """
+    try:
+        ops = [(op.name, arg) for op, arg, _ in pickletools.genops(payload)]
+    except Exception:  # malformed opcode stream
+        return False
+    if any(name not in _SAFE_OPS for name, _ in ops):
+        return False
+    if any(name == "GLOBAL" and arg not in _NONE_ARRAY_GLOBALS for name, arg in ops):
+        return False
+    if any(name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE") and arg not in _NONE_ARRAY_STRINGS
+           for name, arg in ops):
+        return False
+    lists = [i for i, (name, _) in enumerate(ops) if name == "EMPTY_LIST"]
+    if len(lists) != 1:
+        return False
+    items = []
+    for name, _ in ops[lists[0] + 1:]:
+        if name == "APPEND":
+            break
+        if name not in _MEMO_OPS:
+            items.append(name)
+    return items == ["NONE"]
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, path) -> Optional[np.ndarray]:
@@ -46,7 +84,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, path) -> Optional[np.ndarray]:
             raise ValueError(f"{path}: key {name[:-4]!r} uses unsupported .npy format version {version}")
         if dtype.hasobject:
             payload = fh.read()
-            if shape == () and _PICKLED_NONE.match(payload):
+            if shape == () and _is_pickled_none_array(payload):
                 return None
             raise ValueError(f"{path}: key {name[:-4]!r} holds a pickled object array; refusing to unpickle it. "
                              "Store plain numeric arrays instead.")

@@ -24,9 +24,10 @@ def _interpolate_block(x: np.ndarray) -> np.ndarray:
     has_prev, has_next = prev >= 0, nxt < n_epochs
     v_prev = np.take_along_axis(x, np.clip(prev, 0, n_epochs - 1), axis=1)
     v_next = np.take_along_axis(x, np.clip(nxt, 0, n_epochs - 1), axis=1)
-    span = np.where(has_prev & has_next, nxt - prev, 1)
-    weight = (steps - prev) / span
-    filled = np.where(has_prev & has_next, v_prev + weight * (v_next - v_prev), np.where(has_prev, v_prev, v_next))
+    both = has_prev & has_next & ~valid
+    span = np.where(both, nxt - prev, 1)  # only used where both neighbours exist
+    weight = np.where(both, steps - prev, 0) / span
+    filled = np.where(both, v_prev + weight * (v_next - v_prev), np.where(has_prev, v_prev, v_next))
     return np.where(valid, x, filled).astype(np.float32, copy=False)
 
 

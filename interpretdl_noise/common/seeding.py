@@ -1,0 +1,24 @@
+"""Scoped seeding: seed Paddle for a block and restore the caller's random state afterwards."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+from .._paddle import paddle
+
+
+@contextlib.contextmanager
+def paddle_seed(seed: Optional[int]) -> Iterator[None]:
+    """Run a block with ``paddle.seed(seed)``; the previous Paddle RNG state is restored on exit.
+
+    ``seed=None`` leaves Paddle's random state alone.
+    """
+    if seed is None:
+        yield
+        return
+    state = paddle.get_rng_state()
+    paddle.seed(int(seed))
+    try:
+        yield
+    finally:
+        paddle.set_rng_state(state)
