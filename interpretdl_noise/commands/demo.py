@@ -15,7 +15,7 @@ import numpy as np
 from .._paddle import paddle
 from ..common.metrics import detection_metrics
 from ..common.seeding import paddle_seed
-from ..data import ArrayDataset, DatasetWithIndex, inject_label_noise, load_digits_arrays
+from ..data import ArrayDataset, DatasetWithIndex, SeededBatchSampler, inject_label_noise, load_digits_arrays
 from ..data.noise import NOISE_KINDS
 from ..interpreter.training_dynamics import TrainingDynamics
 
@@ -40,7 +40,7 @@ def record_noisy_digits(out_dir: Path, *, noise_rate: float = 0.2, noise_type: s
     with paddle_seed(seed):
         net = _mlp(x.shape[1], 10)
         loader = paddle.io.DataLoader(DatasetWithIndex(ArrayDataset(x, noisy), index_first=True),
-                                      batch_size=batch_size, shuffle=True)
+                                      batch_sampler=SeededBatchSampler(len(y), batch_size, seed=seed))
         optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
         recorder = TrainingDynamics(net).generator(loader, optimizer, epochs, keep_logits=True, keep_losses=True,
                                                    progress=progress)

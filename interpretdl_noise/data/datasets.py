@@ -64,3 +64,35 @@ def load_digits_arrays() -> Tuple[np.ndarray, np.ndarray]:
 
     data = load_digits()
     return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+class SeededBatchSampler(paddle.io.BatchSampler):
+    """Shuffled mini-batches from a private ``numpy.random.Generator``, reproducible by ``seed``.
+
+    ``paddle.io.DataLoader(shuffle=True)`` draws its permutation from the global ``np.random`` state;
+    this sampler leaves that state alone. Pass it as ``DataLoader(dataset, batch_sampler=...)``.
+
+    Parameters
+    ----------
+    n_samples : int
+    batch_size : int
+    seed : int, default=0
+    drop_last : bool, default=False
+        False keeps the incomplete last batch, so every sample is seen every epoch.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, *, seed: int = 0, drop_last: bool = False):
+        if n_samples < 1 or batch_size < 1:
+            raise ValueError(f"n_samples and batch_size must be >= 1, got {n_samples} and {batch_size}")
+        self.n_samples, self.batch_size, self.drop_last = int(n_samples), int(batch_size), drop_last
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        order = self.rng.permutation(self.n_samples)
+        stop = len(self) * self.batch_size if self.drop_last else self.n_samples
+        for start in range(0, stop, self.batch_size):
+            yield order[start:start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n_samples, self.batch_size)
+        return full + (0 if self.drop_last or rest == 0 else 1)

@@ -191,7 +191,7 @@ class TrainingDynamics(Interpreter):
         if isinstance(logits, DynamicsRecorder):
             rec = logits
             n_epochs = rec.epochs_recorded() or rec.n_epochs
-            probs = np.where(rec.seen[:, :n_epochs, None], rec.probs[:, :n_epochs], np.nan)
+            probs = rec.probs[:, :n_epochs]  # unseen cells are still NaN from preallocation: no copy needed
             ids = np.arange(rec.n_samples)
             targets = rec.targets if assigned_targets is None else np.asarray(assigned_targets).reshape(-1)
             if assigned_targets is None and (targets < 0).any():
