@@ -27,13 +27,13 @@ from ..recording import DynamicsRecorder
 
 
 class _IndexIgnoringLoss(paddle.nn.Layer):
-    """``loss(pred, y, index) -> inner(pred, y)``."""
+    """``loss(pred, y, *extra_labels) -> inner(pred, y)``: the sample index (and any other extra label) is ignored."""
 
     def __init__(self, inner: Callable):
         super().__init__()
         self.inner = inner
 
-    def forward(self, pred, label, index):
+    def forward(self, pred, label, *extra_labels):
         return self.inner(pred, label)
 
 
@@ -44,7 +44,8 @@ class _DynamicsMetric(paddle.metric.Metric):
         super().__init__()
         self.owner = owner
 
-    def compute(self, pred, label, index):
+    def compute(self, pred, label, *extra_labels):
+        index = extra_labels[self.owner.index_position]
         probs = paddle.nn.functional.softmax(pred, axis=-1)
         losses = paddle.nn.functional.cross_entropy(pred, label.reshape([-1, 1]), reduction="none").reshape([-1])
         return probs, pred, losses, label, index
@@ -76,6 +77,10 @@ class RecordTrainingDynamics(paddle.callbacks.Callback):
         Also keep raw logits (N, E, C) and per-sample cross-entropy (N, E).
     directory : path, optional
         Memory-map the recording there.
+    index_position : int, default=-1
+        Which of the extra labels (after the class label) is the sample index; the default, the last one,
+        matches ``DatasetWithIndex``. Other extra labels (e.g. a corrupted flag for a ``LabelTracker``)
+        are ignored.
 
     Attributes
     ----------
@@ -92,8 +97,9 @@ class RecordTrainingDynamics(paddle.callbacks.Callback):
     """
 
     def __init__(self, n_samples: int, n_epochs: Optional[int] = None, *, keep_logits: bool = False,
-                 keep_losses: bool = False, directory: Optional[PathLike] = None):
+                 keep_losses: bool = False, directory: Optional[PathLike] = None, index_position: int = -1):
         super().__init__()
+        self.index_position = index_position
         self.n_samples, self.n_epochs = int(n_samples), n_epochs
         self.keep_logits, self.keep_losses, self.directory = keep_logits, keep_losses, directory
         self.metric = _DynamicsMetric(self)
