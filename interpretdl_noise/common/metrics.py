@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 
 def _check(scores, label_flip):
@@ -24,6 +23,8 @@ def _check(scores, label_flip):
 
 
 def _prf(flips: np.ndarray, flagged: np.ndarray, prefix: str) -> Dict[str, float]:
+    from sklearn.metrics import precision_recall_fscore_support  # imported lazily: it costs ~1 s
+
     p, r, f, _ = precision_recall_fscore_support(flips, flagged, average="binary", zero_division=0)
     return {f"precision{prefix}": float(p), f"recall{prefix}": float(r), f"f1{prefix}": float(f)}
 
@@ -60,6 +61,8 @@ def detection_metrics(scores, label_flip, *, k: Optional[int] = None,
         ``auroc``, ``ap``, ``n``, ``n_noisy``, ``k`` and the P/R/F1 entries. AUROC and AP are NaN when
         ``label_flip`` has a single class.
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     scores, flips = _check(scores, label_flip)
     n_noisy = int(flips.sum())
     both = 0 < n_noisy < flips.size
