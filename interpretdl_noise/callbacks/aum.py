@@ -16,43 +16,17 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 
-from .._paddle import paddle
 from ..common.file_utils import PathLike
 from ..interpreter.aum import AUMCalculator
-from .dynamics import _IndexIgnoringLoss
+from ._hapi import TapMetric, TrainingPhaseCallback
 
 __all__ = ["AUMCallback"]
 
 
-class _AUMMetric(paddle.metric.Metric):
-    """Hands each training batch's logits, labels and sample indices to the owner's calculator."""
-
-    def __init__(self, owner: AUMCallback):
-        super().__init__()
-        self.owner = owner
-
-    def compute(self, pred, label, index):
-        return pred, label, index
-
-    def update(self, logits, label, index):
-        self.owner._update(logits, label, index)
-        return 0.0
-
-    def reset(self):
-        pass
-
-    def accumulate(self):
-        return 0.0
-
-    def name(self):
-        return "aum"
-
-
-class AUMCallback(paddle.callbacks.Callback):
+class AUMCallback(TrainingPhaseCallback):
     """A hapi callback (plus its metric) that computes AUM during ``paddle.Model.fit``.
 
     Parameters
@@ -82,25 +56,11 @@ class AUMCallback(paddle.callbacks.Callback):
                  skip_first_epoch: bool = False):
         super().__init__()
         self.save_dir, self.compressed, self.skip_first_epoch = save_dir, compressed, bool(skip_first_epoch)
-        self.metric = _AUMMetric(self)
+        self.metric = TapMetric("aum", lambda pred, label, index: (pred, label, index), self._update)
         self.calculator = AUMCalculator(save_dir, compressed=compressed)
-        self._epoch = 0
-        self._training = False
-
-    @staticmethod
-    def wrap_loss(loss: Callable) -> paddle.nn.Layer:
-        """Wrap ``loss(pred, y)`` so that ``Model`` can call it with the extra index label."""
-        return _IndexIgnoringLoss(loss)
 
     def on_train_begin(self, logs=None):
         self.calculator = AUMCalculator(self.save_dir, compressed=self.compressed)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._training = False
 
     def on_train_end(self, logs=None):
         if self.save_dir is not None:

@@ -17,54 +17,17 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from .._paddle import paddle
 from ..common.file_utils import PathLike
 from ..recording import DynamicsRecorder
+from ._hapi import TapMetric, TrainingPhaseCallback
 
 
-class _IndexIgnoringLoss(paddle.nn.Layer):
-    """``loss(pred, y, *extra_labels) -> inner(pred, y)``: the sample index (and any other extra label) is ignored."""
-
-    def __init__(self, inner: Callable):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, pred, label, *extra_labels):
-        return self.inner(pred, label)
-
-
-class _DynamicsMetric(paddle.metric.Metric):
-    """Per-sample softmax (and logits / cross-entropy) of each training batch, written into the recorder."""
-
-    def __init__(self, owner: "RecordTrainingDynamics"):
-        super().__init__()
-        self.owner = owner
-
-    def compute(self, pred, label, *extra_labels):
-        index = extra_labels[self.owner.index_position]
-        probs = paddle.nn.functional.softmax(pred, axis=-1)
-        losses = paddle.nn.functional.cross_entropy(pred, label.reshape([-1, 1]), reduction="none").reshape([-1])
-        return probs, pred, losses, label, index
-
-    def update(self, probs, logits, losses, label, index):
-        self.owner._write(probs, logits, losses, label, index)
-        return 0.0
-
-    def reset(self):
-        pass
-
-    def accumulate(self):
-        return 0.0
-
-    def name(self):
-        return "record_dynamics"
-
-
-class RecordTrainingDynamics(paddle.callbacks.Callback):
+class RecordTrainingDynamics(TrainingPhaseCallback):
     """A hapi callback (plus its metric) that records every sample's softmax in every epoch.
 
     Parameters
@@ -102,27 +65,19 @@ class RecordTrainingDynamics(paddle.callbacks.Callback):
         self.index_position = index_position
         self.n_samples, self.n_epochs = int(n_samples), n_epochs
         self.keep_logits, self.keep_losses, self.directory = keep_logits, keep_losses, directory
-        self.metric = _DynamicsMetric(self)
+        self.metric = TapMetric("record_dynamics", self._compute, self._write)
         self.recorder: Optional[DynamicsRecorder] = None
-        self._epoch = 0
-        self._training = False
 
-    @staticmethod
-    def wrap_loss(loss: Callable) -> paddle.nn.Layer:
-        """Wrap ``loss(pred, y)`` so that ``Model`` can call it with the extra index label."""
-        return _IndexIgnoringLoss(loss)
+    def _compute(self, pred, label, *extra_labels):
+        index = extra_labels[self.index_position]
+        probs = paddle.nn.functional.softmax(pred, axis=-1)
+        losses = paddle.nn.functional.cross_entropy(pred, label.reshape([-1, 1]), reduction="none").reshape([-1])
+        return probs, pred, losses, label, index
 
     def on_train_begin(self, logs=None):
         if self.n_epochs is None:
             self.n_epochs = int(self.params["epochs"])
         self.recorder = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._training = False
 
     def on_train_end(self, logs=None):
         if self.recorder is not None:

@@ -29,6 +29,7 @@ import numpy as np
 from .._paddle import paddle
 from ..common.file_utils import PathLike
 from ..common.plotting import save_figure
+from ._hapi import FirstLabelLoss
 
 BOUNDS = (None, "std", "range")
 MODES = ("train", "eval", "test")
@@ -219,17 +220,6 @@ def _check_modes(mode) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------------
 # Paddle adapters
 # --------------------------------------------------------------------------------------------------
-class _FirstLabelLoss(paddle.nn.Layer):
-    """``loss(pred, label, *extra_labels) -> inner(pred, label)``."""
-
-    def __init__(self, inner: Callable):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, pred, label, *extra):
-        return self.inner(pred, label)
-
-
 class _TrackerMetric(paddle.metric.Metric):
     """Hands each batch's logits and labels (numpy) to its :class:`LabelTracker`."""
 
@@ -720,7 +710,7 @@ class LabelTracker(paddle.callbacks.Callback):
     @staticmethod
     def wrap_loss(loss: Callable) -> paddle.nn.Layer:
         """Wrap ``loss(pred, y)`` so that ``Model`` may call it with extra labels: ``(pred, y, *extra)``."""
-        return _FirstLabelLoss(loss)
+        return FirstLabelLoss(loss)
 
     def _resolve_label(self) -> None:
         """Find the position of ``label`` among the ``Model``'s labels (by InputSpec name or index)."""
