@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from .._paddle import paddle
-from ..common.metrics import detection_metrics
 from ..common.seeding import paddle_seed
 from ..data import ArrayDataset, DatasetWithIndex, SeededBatchSampler, inject_label_noise, load_digits_arrays
 from ..data.noise import NOISE_KINDS
@@ -52,16 +51,6 @@ def record_noisy_digits(out_dir: Path, *, noise_rate: float = 0.2, noise_type: s
                            "images": x.reshape(-1, 8, 8)}
 
 
-def available_detectors() -> Dict[str, object]:
-    """Every detector that can score a recording, by registry name (falls back to the small-loss baseline)."""
-    try:
-        from ..interpreter.registry import recording_detectors
-    except ImportError:
-        from ..interpreter.small_loss import SmallLossInterpreter
-        return {"small_loss": SmallLossInterpreter()}
-    return recording_detectors()
-
-
 def plot_clean_vs_noisy(td: np.ndarray, label_flip: np.ndarray, path: Path) -> Path:
     """Mean (+- std) assigned-label probability per epoch for clean vs noisy samples, saved as PNG."""
     import matplotlib
@@ -87,42 +76,34 @@ def plot_clean_vs_noisy(td: np.ndarray, label_flip: np.ndarray, path: Path) -> P
 
 def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_type: str = "uniform",
              epochs: int = 30, seed: int = 0, top: int = 10, progress: bool = True) -> Dict[str, Dict[str, float]]:
-    """The main job; returns ``{detector: metrics}`` and prints a report."""
+    """The main job: record noisy digits, run every applicable detector, print and save a report.
+
+    Returns ``{detector: metrics}`` (AUROC, AP, precision / recall / F1 at the noise count and at k).
+    Writes into ``out_dir``: the recording, ``clean_vs_noisy.png`` and the comparison report of
+    :func:`interpretdl_noise.compare_detectors` (``metrics.json``, ``ranked_<name>.csv``, ROC/PR plots).
+    """
+    from ..compare import compare_detectors
+
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="interpretdl_noise_demo_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     path, info = record_noisy_digits(out_dir, noise_rate=noise_rate, noise_type=noise_type, epochs=epochs,
                                      seed=seed, progress=progress)
-    from ..recording import load_training_dynamics
-
-    record = load_training_dynamics(path)
-    flips = record["label_flip"]
+    x = info["images"].reshape(len(info["images"]), -1)  # lets confident learning (K-fold training) run too
+    result = compare_detectors(path, out_dir=out_dir, x=x)
+    record = result.record
+    print(f"\nDigits: {info['label_flip'].size} samples, {int(info['label_flip'].sum())} labels corrupted "
+          f"({noise_type}, rate {noise_rate}). Recording: {path}\n")
+    print(result.summary())
+    lead = "bhdf" if "bhdf" in result.scores else str(result.metrics["auroc"].idxmax())
+    scores = result.scores[lead]
     predicted = np.asarray(record["logits"][:, -1].argmax(axis=1))
-    print(f"\nDigits: {flips.size} samples, {int(flips.sum())} labels corrupted ({noise_type}, rate {noise_rate}).")
-    print(f"Recording: {path}")
-    results: Dict[str, Dict[str, float]] = {}
-    lines: List[str] = []
-    best_name, best_scores = None, None
-    for name, detector in available_detectors().items():
-        try:
-            _, scores = detector.interpret(training_dynamics=record)
-        except (ValueError, ImportError) as exc:
-            lines.append(f"  {name:<20} skipped: {exc}")
-            continue
-        results[name] = detection_metrics(scores, flips)
-        m = results[name]
-        lines.append(f"  {name:<20} AUROC {m['auroc']:.3f}   AP {m['ap']:.3f}   precision@{m['k']} {m['precision_at_k']:.3f}")
-        if best_name is None or name == "bhdf":
-            best_name, best_scores = name, scores
-    print("\nDetection against the injected noise:")
-    print("\n".join(lines))
-    order = np.argsort(-best_scores, kind="stable")[:top]
-    print(f"\nTop {top} suspects by {best_name} (higher score = more likely mislabeled):")
+    print(f"\nTop {top} suspects by {lead} (higher score = more likely mislabeled):")
     print(f"  {'index':>6} {'given':>6} {'predicted':>9} {'true':>5} {'score':>7}")
-    for i in order:
-        print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {info['clean_labels'][i]:>5} {best_scores[i]:>7.3f}")
-    png = plot_clean_vs_noisy(record["td"], flips, out_dir / "clean_vs_noisy.png")
-    print(f"\nPlot: {png}")
-    return results
+    for i in np.argsort(-scores, kind="stable")[:top]:
+        print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {info['clean_labels'][i]:>5} {scores[i]:>7.3f}")
+    png = plot_clean_vs_noisy(record["td"], record["label_flip"], out_dir / "clean_vs_noisy.png")
+    print(f"\nReport, ranked CSVs and plots in {out_dir} (curves of clean vs noisy samples: {png.name})")
+    return result.to_dict()
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -1,0 +1,187 @@
+"""Detector registry, compare_detectors report files, and the ``compare`` / ``detect`` commands."""
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from interpretdl_noise import cli, save_training_dynamics
+from interpretdl_noise.commands import compare as compare_cmd
+from interpretdl_noise.commands import detect as detect_cmd
+from interpretdl_noise.compare import compare_detectors, ranked_table, topk_agreement
+from interpretdl_noise.interpreter import registry
+from interpretdl_noise.interpreter.registry import DetectorNotApplicable, DetectorSpec
+
+N, E, C = 120, 10, 4
+FLIPPED = [5, 17, 60, 61, 90, 111]
+RECORDING_ONLY = ["forgetting", "datamaps", "small_loss"]
+
+
+def synthetic_record(seed=0, with_flip=True, losses=False):
+    """td where flipped samples keep a low channel-0 (assigned-label) probability."""
+    rng = np.random.default_rng(seed)
+    flips = np.zeros(N, bool)
+    flips[FLIPPED] = True
+    p0 = np.where(flips[:, None], rng.uniform(0.02, 0.3, (N, E)), rng.uniform(0.45, 0.99, (N, E)))
+    rest = (1 - p0)[:, :, None] * rng.dirichlet(np.ones(C - 1), size=(N, E))
+    td = np.concatenate([p0[:, :, None], rest], axis=2)
+    labels = np.stack([rng.permutation(C) for _ in range(N)]).astype(np.int16)
+    extras = {"sample_ids": np.arange(1000, 1000 + N)}
+    if losses:
+        extras["losses"] = -np.log(p0).astype(np.float32)
+    return td, labels, (flips if with_flip else None), extras
+
+
+@pytest.fixture
+def npz(tmp_path):
+    td, labels, flips, extras = synthetic_record()
+    return save_training_dynamics(tmp_path / "rec.npz", td, labels, label_flip=flips, **extras)
+
+
+def test_registry_names_and_unknown():
+    assert registry.detector_names() == ["bhdf", "aum", "ema", "forgetting", "datamaps", "small_loss",
+                                         "confident_learning"]
+    with pytest.raises(ValueError, match="unknown detector 'nope'; choose from"):
+        registry.get_spec("nope")
+
+
+def test_registry_reports_missing_module_class_and_inputs(monkeypatch):
+    fake = dict(registry.DETECTORS)
+    fake["ghost"] = DetectorSpec("ghost", "interpretdl_noise.interpreter.not_written_yet", "Ghost", "missing")
+    fake["noclass"] = DetectorSpec("noclass", "interpretdl_noise.interpreter.small_loss", "Nope", "missing class")
+    monkeypatch.setattr(registry, "DETECTORS", fake)
+    td, labels, flips, _ = synthetic_record()
+    record = {"td": td, "labels": labels, "label_flip": flips}
+    assert "not_written_yet not found" in registry.applicability("ghost", record)
+    assert "has no class Nope" in registry.applicability("noclass", record)
+    with pytest.raises(DetectorNotApplicable, match="ghost: not applicable"):
+        registry.run_detector("ghost", record)
+    assert "needs the raw training data" in registry.applicability("confident_learning", record)
+    result = compare_detectors(record, methods=["ghost", "noclass", "small_loss"], progress=False)
+    assert result.status["ghost"]["status"] == "not applicable"
+    assert list(result.scores) == ["small_loss"]
+    assert "ghost: not applicable" in result.summary()
+
+
+def test_ema_needs_losses():
+    if registry.applicability("ema") is not None:
+        pytest.skip(f"ema not available: {registry.applicability('ema')}")
+    td = synthetic_record()[0]
+    assert registry.applicability("ema", {"td": td}) == "recording has no 'losses' (record with keep_losses=True)"
+    td, _labels, _flips, extras = synthetic_record(losses=True)
+    assert registry.applicability("ema", {"td": td, **extras}) is None
+
+
+def test_compare_writes_report_with_label_flip(npz, tmp_path):
+    out = tmp_path / "report"
+    result = compare_detectors(npz, methods=RECORDING_ONLY + ["confident_learning"], out_dir=out, k=10,
+                               progress=False)
+    assert set(result.scores) == set(RECORDING_ONLY)
+    assert result.status["confident_learning"]["status"] == "not applicable"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == set(RECORDING_ONLY)
+    for name in RECORDING_ONLY:
+        assert metrics[name]["auroc"] == 1.0 and metrics[name]["ap"] == 1.0
+        assert metrics[name]["n_noisy"] == len(FLIPPED) and metrics[name]["k"] == 10
+        assert metrics[name]["recall_at_k"] == 1.0 and metrics[name]["precision_at_noise"] == 1.0
+        ranked = pd.read_csv(out / f"ranked_{name}.csv")
+        assert list(ranked.columns) == ["sample_id", "given_label", "score", "rank"]
+        assert ranked["rank"].tolist() == list(range(1, N + 1))
+        assert set(ranked["sample_id"].head(len(FLIPPED))) == {1000 + i for i in FLIPPED}
+        assert ranked["score"].is_monotonic_decreasing
+    table = pd.read_csv(out / "metrics.csv", index_col=0)
+    assert {"auroc", "ap", "precision_at_noise", "recall_at_noise", "f1_at_noise", "precision_at_k", "recall_at_k",
+            "f1_at_k"} <= set(table.columns)
+    for png in ("roc_pr.png", "score_histograms.png", "data_map.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    status = json.loads((out / "detectors.json").read_text())
+    assert status["confident_learning"]["status"] == "not applicable"
+    assert result.to_dict() == metrics
+
+
+def test_compare_without_label_flip_reports_agreement(tmp_path):
+    td, labels, _, extras = synthetic_record(with_flip=False)
+    result = compare_detectors({"td": td, "labels": labels, **extras}, methods=RECORDING_ONLY, out_dir=tmp_path,
+                               k=len(FLIPPED), progress=False)
+    assert result.metrics is None
+    assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "roc_pr.png").exists()
+    agreement = pd.read_csv(tmp_path / "agreement_topk.csv", index_col=0)
+    assert agreement.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(agreement), 1.0)
+    assert agreement.loc["datamaps", "small_loss"] == 1.0  # same top-k by construction
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == set(RECORDING_ONLY) and "auroc" not in metrics["small_loss"]
+    assert (tmp_path / "ranked_forgetting.csv").exists() and (tmp_path / "data_map.png").exists()
+    assert "agreement" in result.summary()
+
+
+def test_topk_agreement_and_ranked_table_by_hand():
+    scores = {"a": np.array([0.9, 0.8, 0.1, 0.0]), "b": np.array([0.9, 0.0, 0.8, 0.1])}
+    table = topk_agreement(scores, 2)
+    assert table.loc["a", "b"] == pytest.approx(1 / 3)  # {0,1} vs {0,2}
+    record = {"td": np.zeros((4, 1, 2)), "labels": np.array([[1, 0], [0, 1], [1, 0], [0, 1]])}
+    ranked = ranked_table(scores["b"], record)
+    assert ranked["sample_id"].tolist() == [0, 2, 3, 1]
+    assert ranked["given_label"].tolist() == [1, 1, 0, 0]
+
+
+def test_compare_bad_input(npz):
+    with pytest.raises(ValueError, match="unknown detector"):
+        compare_detectors(npz, methods=["nope"], progress=False)
+    with pytest.raises(ValueError, match="k must be between"):
+        compare_detectors(npz, methods=["small_loss"], k=0, progress=False)
+    with pytest.raises(ValueError, match="twice"):
+        compare_detectors(npz, methods=["small_loss", "small_loss"], progress=False)
+
+
+def _parser(module):
+    parser = argparse.ArgumentParser(prog="interpretdl-noise")
+    module.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_modules_are_registered():
+    assert "interpretdl_noise.commands.compare" in cli.COMMANDS
+    assert "interpretdl_noise.commands.detect" in cli.COMMANDS
+
+
+def test_compare_command(npz, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = _parser(compare_cmd).parse_args(["compare", str(npz), "--out", str(out), "--methods",
+                                            "forgetting,datamaps", "--quiet"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "auroc" in printed and "forgetting" in printed
+    assert set(json.loads((out / "metrics.json").read_text())) == {"forgetting", "datamaps"}
+    with pytest.raises(SystemExit):
+        _parser(compare_cmd).parse_args(["compare", str(npz), "--out", str(out), "--methods", "bogus"])
+
+
+def test_detect_command(npz, tmp_path, capsys):
+    out = tmp_path / "ranked.csv"
+    args = _parser(detect_cmd).parse_args(["detect", str(npz), "--method", "small_loss", "--out", str(out)])
+    assert args.func(args) == 0
+    assert "AUROC 1.000" in capsys.readouterr().out
+    ranked = pd.read_csv(out)
+    assert list(ranked.columns) == ["sample_id", "given_label", "score", "rank"]
+    assert set(ranked["sample_id"].head(len(FLIPPED))) == {1000 + i for i in FLIPPED}
+    # to stdout, top rows only
+    args = _parser(detect_cmd).parse_args(["detect", str(npz), "--method", "forgetting", "--top", "3"])
+    assert args.func(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "sample_id,given_label,score,rank" and len(lines) == 4
+    # a detector that needs raw data is refused with the reason
+    args = _parser(detect_cmd).parse_args(["detect", str(npz), "--method", "confident_learning"])
+    with pytest.raises(ValueError, match="raw training data"):
+        args.func(args)
+
+
+def test_through_cli_main(npz, tmp_path, capsys):
+    out = tmp_path / "ranked.csv"
+    assert cli.main(["detect", str(npz), "--method", "datamaps", "--out", str(out)]) == 0
+    assert pd.read_csv(out).shape == (N, 4)
+    assert cli.main(["compare", str(npz), "--out", str(tmp_path / "cmp"), "--methods", "small_loss", "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["detect", str(npz), "--method", "ema"]) == 2  # no losses in this recording
+    assert "not applicable" in capsys.readouterr().err
