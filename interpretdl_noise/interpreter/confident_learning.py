@@ -26,14 +26,14 @@ References
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .._paddle import paddle
+from ..common.seeding import paddle_seed
 from ..common.metrics import detection_metrics
 from .abc_interpreter import Interpreter
 
@@ -65,17 +65,6 @@ def require_cleanlab():
     except ImportError as exc:
         raise ImportError(CLEANLAB_HINT) from exc
     return cl_filter, cl_rank
-
-
-@contextlib.contextmanager
-def _paddle_seed(seed: int) -> Iterator[None]:
-    """``paddle.seed(seed)`` for the block, then restore the caller's Paddle RNG state."""
-    state = paddle.get_rng_state()
-    paddle.seed(int(seed))
-    try:
-        yield
-    finally:
-        paddle.set_rng_state(state)
 
 
 def default_model(input_shape: Sequence[int], n_classes: int, *, hidden: int = 64):
@@ -204,7 +193,7 @@ def cross_val_pred_probs(x, y, *, model_fn: Callable[[], Any] | None = None, n_s
     probs = np.zeros((len(y), c), dtype=np.float64)
     folds = list(splitter.split(np.zeros(len(y)), y))
     for fold, (train, held) in enumerate(tqdm(folds, desc="confident learning folds", disable=not progress)):
-        with _paddle_seed(seed + fold):
+        with paddle_seed(seed + fold):
             model = build()
         fit_classifier(model, x[train], y[train], epochs=epochs, batch_size=batch_size,
                        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed + fold)
