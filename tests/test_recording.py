@@ -209,3 +209,15 @@ def test_failed_save_keeps_existing_file(tmp_path):
         save_training_dynamics(path, td, labels[:2])
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]
+
+
+def test_saved_file_has_normal_permissions(tmp_path):
+    import os
+
+    td, labels, _ = _record()
+    umask = os.umask(0o022)
+    try:
+        path = save_training_dynamics(tmp_path / "t.npz", td, labels)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -56,7 +56,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The parent folder is created if needed. On any error the temporary file is removed and an
-    existing file at ``path`` is left untouched.
+    existing file at ``path`` is left untouched. The file gets the permissions of a normally created
+    file (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,9 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
