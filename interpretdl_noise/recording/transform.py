@@ -107,6 +107,37 @@ def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> None:
     block[rows, cols] = filled.astype(np.float32).astype(np.float16)
 
 
+def _transform_block(probs: np.ndarray, targets: np.ndarray, ids: Optional[np.ndarray], start: int,
+                     td: np.ndarray, labels: np.ndarray) -> None:
+    """Fill ``td`` and ``labels`` rows ``[start, start + _TRANSFORM_CHUNK)`` (see :func:`transform_dynamics`)."""
+    c = probs.shape[2]
+    stop = min(probs.shape[0], start + _TRANSFORM_CHUNK)
+    block = probs[start:stop].astype(np.float16)  # a private copy: gaps are filled in place
+    gap = np.isnan(block[:, :, 0])
+    if gap.all(axis=1).any():
+        interpolate_missing(probs[start:stop], sample_ids=None if ids is None else ids[start:stop])  # names them
+    if gap.any():
+        rows, cols = np.nonzero(gap)
+        partial_gap = ~np.isnan(block[rows, cols]).all(axis=1)  # class 0 missing but not the whole vector
+        gap[rows[partial_gap], cols[partial_gap]] = False  # left for the per-class pass below
+        _fill_whole_vector_gaps(block, gap)
+    means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
+    partial = np.isnan(means).any(axis=1)
+    if partial.any():  # single-class gaps: per-class interpolation of those rows only
+        rows = start + np.flatnonzero(partial)
+        block[partial] = interpolate_missing(probs[rows], sample_ids=None if ids is None else ids[rows],
+                                             out_dtype=np.float16)
+        means[partial] = block[partial].mean(axis=1)
+    t = targets[start:stop].astype(np.int64)
+    order = np.argsort(-means, axis=1)  # InterpretDL's exact call: near-ties resolve identically
+    others = order[order != t[:, None]].reshape(len(t), c - 1)
+    lab = np.concatenate([t[:, None], others], axis=1)
+    labels[start:stop] = lab
+    rows = np.arange(len(t))
+    for channel in range(c):  # per-channel fancy indexing is ~4x faster than take_along_axis here
+        td[start:stop, :, channel] = block[rows, :, lab[:, channel]]
+
+
 def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optional[Sequence] = None
                        ) -> Tuple[np.ndarray, np.ndarray]:
     """Interpolate, cast to float16 and reorder classes as InterpretDL's ``TrainingDynamics.transform``.
@@ -144,29 +175,5 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
     labels = np.empty((n, c), dtype=np.int16)
     ids = None if sample_ids is None else np.asarray(sample_ids)
     for start in range(0, n, _TRANSFORM_CHUNK):
-        stop = min(n, start + _TRANSFORM_CHUNK)
-        block = probs[start:stop].astype(np.float16)  # a private copy: gaps are filled in place
-        gap = np.isnan(block[:, :, 0])
-        if gap.all(axis=1).any():
-            interpolate_missing(probs[start:stop], sample_ids=None if ids is None else ids[start:stop])  # names them
-        if gap.any():
-            rows, cols = np.nonzero(gap)
-            partial_gap = ~np.isnan(block[rows, cols]).all(axis=1)  # class 0 missing but not the whole vector
-            gap[rows[partial_gap], cols[partial_gap]] = False  # left for the per-class pass below
-            _fill_whole_vector_gaps(block, gap)
-        means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
-        partial = np.isnan(means).any(axis=1)
-        if partial.any():  # single-class gaps: per-class interpolation of those rows only
-            rows = start + np.flatnonzero(partial)
-            block[partial] = interpolate_missing(probs[rows], sample_ids=None if ids is None else ids[rows],
-                                                 out_dtype=np.float16)
-            means[partial] = block[partial].mean(axis=1)
-        t = targets[start:stop].astype(np.int64)
-        order = np.argsort(-means, axis=1)  # InterpretDL's exact call: near-ties resolve identically
-        others = order[order != t[:, None]].reshape(len(t), c - 1)
-        lab = np.concatenate([t[:, None], others], axis=1)
-        labels[start:stop] = lab
-        rows = np.arange(len(t))
-        for channel in range(c):  # per-channel fancy indexing is ~4x faster than take_along_axis here
-            td[start:stop, :, channel] = block[rows, :, lab[:, channel]]
+        _transform_block(probs, targets, ids, start, td, labels)
     return td, labels
