@@ -34,6 +34,7 @@ setup(
         "gpu": ["paddlepaddle-gpu>=2.6"],
         "test": TEST,
         "confident": ["cleanlab>=2.5"],
+        "corpus": ["mnist1d>=0.0.2"],  # the held-out MNIST-1D source of `interpretdl-noise train-detector`
     },
     entry_points={"console_scripts": ["interpretdl-noise=interpretdl_noise.cli:main"]},
     classifiers=[

@@ -14,6 +14,9 @@ from typing import List, Optional
 # sub-command modules, in the order ``--help`` lists them
 COMMANDS = [
     "interpretdl_noise.commands.demo",
+    "interpretdl_noise.commands.train_detector",
+    "interpretdl_noise.commands.detect",
+    "interpretdl_noise.commands.compare",
 ]
 
 

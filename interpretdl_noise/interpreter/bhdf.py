@@ -1,0 +1,482 @@
+"""BHDF: a learned detector that reads a sample's training dynamics (Jia et al., AAAI 2023).
+
+"Beyond Hand-Designed Features": instead of a hand-made statistic (AUM, mean loss, forgetting counts), a
+small LSTM reads the curve of the assigned label's probability over training, ``td[:, :, 0]``, and
+outputs P(label is wrong). InterpretDL 0.8 ships this as ``interpretdl.BHDFInterpreter``; this module
+keeps its architecture and parameter names, so state dicts move between the two libraries unchanged.
+
+Any training length
+    Recordings differ in length (5 to 300 epochs are supported). Every curve is resampled onto a fixed
+    grid of ``grid`` points over training progress (0 to 100 %) by exact area averaging: epoch ``e``
+    holds its value over ``[e, e + 1)``, and output point ``g`` is the mean of that step function over
+    ``[g E / G, (g + 1) E / G)``. This is plain block averaging when ``E`` is a multiple of ``G``,
+    repetition when ``E < G``, the identity when ``E == G``, and it always preserves the curve's mean.
+    The shipped detector was trained on such resampled curves from runs of 10 to 200 epochs (see
+    ``assets/MODEL_CARD.md``). A fixed short grid also makes inference several times faster than feeding
+    200-step sequences. ``grid=None`` feeds the raw curve, as InterpretDL does.
+
+Relative to the recording
+    The shipped detector reads each curve minus the recording's per-epoch median curve
+    (:func:`center_dynamics`): how far a sample lags behind or runs ahead of the typical sample of the
+    same run. This removes what differs between whole runs (an easy data set learned in two epochs, a
+    weak model that never exceeds 0.5) and keeps what differs between samples, which is what transfers to
+    data sets and models the detector never saw. A recording should therefore be scored as a whole.
+    ``center=False`` feeds absolute probabilities, as InterpretDL does.
+
+Outputs
+    :class:`LSTMDetector` returns **logits** (B, 2) (class 1 = mislabeled), which keeps training with
+    cross-entropy numerically stable. :class:`LSTM` is the same network whose ``forward`` applies the
+    softmax, exactly like InterpretDL's ``LSTM``. The saved weights are identical either way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from .._paddle import paddle
+from ..common.file_utils import PathLike
+from .abc_interpreter import DatasetLevelInterpreter
+
+__all__ = [
+    "LSTMDetector",
+    "LSTM",
+    "BHDFInterpreter",
+    "resample_dynamics",
+    "center_dynamics",
+    "prepare_curves",
+    "default_weights_path",
+    "load_detector_weights",
+    "check_state_dict",
+    "DEFAULT_GRID",
+    "SUPPORTED_EPOCHS",
+    "N_PARAMETERS",
+]
+
+DEFAULT_GRID = 32
+"""Number of points every curve is resampled to before the shipped LSTM reads it."""
+SUPPORTED_EPOCHS = (5, 300)
+"""Recording lengths (epochs) the shipped detector is validated for; others work but warn."""
+N_PARAMETERS = 50_562
+"""Parameters of the detector: 2-layer LSTM(1 -> 64) + Linear(64 -> 2)."""
+WEIGHTS_FILE = "noise_detector_trained.pdparams"
+OUTPUTS = ("auto", "logits", "probabilities")
+
+
+# --------------------------------------------------------------------------- resampling (numpy core)
+def resample_dynamics(curves, grid: Optional[int] = DEFAULT_GRID) -> np.ndarray:
+    """Resample per-sample curves of any length onto ``grid`` points of training progress.
+
+    Epoch ``e`` of ``E`` is treated as a step of width ``1 / E`` on ``[0, 1)``; output point ``g`` is the
+    exact mean of that step function over ``[g / G, (g + 1) / G)``. The result's row means equal the input
+    row means.
+
+    Parameters
+    ----------
+    curves : array-like of shape (N, E)
+        E.g. ``td[:, :, 0]``, the assigned label's probability per epoch.
+    grid : int or None, default=DEFAULT_GRID
+        ``G``, the number of output points; ``None`` returns the curves unchanged (as float32).
+
+    Returns
+    -------
+    ndarray of shape (N, G), float32
+    """
+    x = np.asarray(curves)
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"curves must have shape (N, E) with E >= 1, got {x.shape}")
+    if grid is None or int(grid) == x.shape[1]:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid must be a positive integer or None, got {grid!r}")
+    n_epochs = x.shape[1]
+    x = x.astype(np.float64)
+    cum = np.zeros((x.shape[0], n_epochs + 1))
+    np.cumsum(x, axis=1, out=cum[:, 1:])
+    bounds = np.linspace(0.0, n_epochs, int(grid) + 1)             # in epoch units
+    step = np.minimum(np.floor(bounds).astype(np.int64), n_epochs - 1)
+    frac = bounds - step                                           # in [0, 1]; == 1 only at the right end
+    area = cum[:, step] + frac * x[:, step]                        # integral of the step function up to bounds
+    return (np.diff(area, axis=1) * (grid / n_epochs)).astype(np.float32)
+
+
+def center_dynamics(curves) -> np.ndarray:
+    """Subtract the per-epoch median over samples: ``x[i, e] - median_j x[j, e]``.
+
+    Parameters
+    ----------
+    curves : array-like of shape (N, E)
+        All samples of one recording (the median is taken over them).
+
+    Returns
+    -------
+    ndarray of shape (N, E), float32, values in [-1, 1] for probabilities.
+    """
+    x = np.asarray(curves, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"curves must have shape (N, E), got {x.shape}")
+    return x - np.median(x, axis=0, keepdims=True)
+
+
+def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = True) -> np.ndarray:
+    """The detector's input: :func:`resample_dynamics` onto ``grid``, then :func:`center_dynamics`.
+
+    Parameters
+    ----------
+    curves : array-like of shape (N, E)
+        ``td[:, :, 0]`` of one whole recording.
+    grid : int or None
+    center : bool
+
+    Returns
+    -------
+    ndarray of shape (N, G) (or (N, E) with ``grid=None``), float32
+    """
+    x = resample_dynamics(curves, grid)
+    return center_dynamics(x) if center else x
+
+
+# --------------------------------------------------------------------------- the network
+class LSTMDetector(paddle.nn.Layer):
+    """InterpretDL's BHDF network; ``forward`` returns logits (class 1 = mislabeled).
+
+    ``paddle.nn.LSTM(input_size, hidden_size, num_layers)`` reads the curve, the last time step's output
+    goes through ``Linear(hidden_size, 2)``. With the defaults it has 50,562 parameters named
+    ``lstm.weight_ih_l0`` ... ``lstm.bias_hh_l1``, ``classifier.weight``, ``classifier.bias``, exactly as
+    InterpretDL 0.8's ``LSTM``, so state dicts load in both directions.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers : int
+        Keep the defaults (1, 64, 2) for InterpretDL compatibility and the shipped weights.
+    grid : int or None, default=DEFAULT_GRID
+        The resampling grid this detector expects (see :func:`resample_dynamics`); ``None`` = raw
+        curves. Stored as a plain attribute and used by :class:`BHDFInterpreter` when ``grid='auto'``.
+    center : bool, default=True
+        Whether it expects curves centred on the recording's per-epoch median (:func:`center_dynamics`);
+        a plain attribute used by :class:`BHDFInterpreter` when ``center='auto'``.
+    """
+
+    def __init__(self, input_size: int = 1, hidden_size: int = 64, num_layers: int = 2,
+                 grid: Optional[int] = DEFAULT_GRID, center: bool = True):
+        super().__init__()
+        self.classifier = paddle.nn.Linear(in_features=hidden_size, out_features=2)
+        self.lstm = paddle.nn.LSTM(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                                   time_major=False)
+        self.grid = grid
+        self.center = center
+
+    def logits(self, x):
+        """Logits of shape (B, 2) for curves ``x`` of shape (B, T) or (B, T, 1)."""
+        if len(x.shape) != 3:
+            x = paddle.unsqueeze(x, axis=2)
+        out, _ = self.lstm(x)
+        return self.classifier(out[:, -1, :])
+
+    def forward(self, x):
+        """Logits of shape (B, 2); ``x`` has shape (B, T) or (B, T, 1)."""
+        return self.logits(x)
+
+
+class LSTM(LSTMDetector):
+    """Drop-in for InterpretDL's ``LSTM``: same parameters, ``forward`` returns softmax probabilities."""
+
+    def forward(self, x):
+        """Probabilities of shape (B, 2); column 1 is P(mislabeled)."""
+        return paddle.nn.functional.softmax(self.logits(x), axis=-1)
+
+
+# --------------------------------------------------------------------------- weights
+def default_weights_path() -> Path:
+    """Path of the shipped ``noise_detector_trained.pdparams`` (package data; no network)."""
+    return Path(__file__).resolve().parents[1] / "assets" / WEIGHTS_FILE
+
+
+def _verify_sidecar_sha256(path: Path) -> None:
+    """If ``<path>.sha256`` exists, check the file against it (guards against a corrupted install)."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.is_file():
+        return
+    import hashlib
+
+    expected = sidecar.read_text().split()[0].strip().lower()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ValueError(f"{path} does not match its checksum file {sidecar.name} (sha256 {digest}, expected "
+                         f"{expected}); the installation is corrupt: reinstall interpretdl-noise")
+
+
+def _weights_info(path: Path) -> Dict[str, Any]:
+    """Metadata of a weights file from its ``<stem>.json`` sidecar, if any (e.g. ``{"grid": 32}``)."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        info = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the weights metadata {sidecar}: {exc}") from exc
+    return info if isinstance(info, dict) else {}
+
+
+def _canonical_names(detector) -> Dict[str, str]:
+    """Map every state-dict key of ``detector`` to its parameter's canonical name.
+
+    ``paddle.nn.LSTM`` lists each weight twice (``lstm.weight_ih_l0`` and the alias
+    ``lstm.0.cell.weight_ih``); files may hold either or both.
+    """
+    by_id = {id(p): name for name, p in detector.named_parameters()}
+    return {key: by_id.get(id(t), key) for key, t in detector.state_dict().items()}
+
+
+def _complete_state_dict(detector, state: Mapping[str, Any], source: str) -> Dict[str, Any]:
+    own = detector.state_dict()
+    canonical = _canonical_names(detector)
+    unexpected = sorted(set(state) - set(own))
+    missing, shapes, full = [], [], {}
+    for key, tensor in own.items():
+        value = state.get(key, state.get(canonical[key]))
+        if value is None:
+            value = next((state[k] for k, c in canonical.items() if c == canonical[key] and k in state), None)
+        if value is None:
+            missing.append(canonical[key])
+            continue
+        shape = list(getattr(value, "shape", np.shape(value)))
+        if shape != list(tensor.shape):
+            shapes.append(f"{key}: {shape} (expected {list(tensor.shape)})")
+        full[key] = value
+    if missing or unexpected or shapes:
+        raise ValueError(f"{source} does not fit the detector {type(detector).__name__}: missing keys "
+                         f"{sorted(set(missing))}, unexpected keys {unexpected}, wrong shapes {sorted(set(shapes))}")
+    return full
+
+
+def check_state_dict(detector, state: Mapping[str, Any], *, source: str = "state dict") -> None:
+    """Raise ``ValueError`` unless ``state`` holds every parameter of ``detector`` with the right shape and
+    no unknown key (``paddle.nn.LSTM``'s alias keys ``lstm.N.cell.*`` are optional)."""
+    _complete_state_dict(detector, state, source)
+
+
+def load_detector_weights(detector, path: PathLike):
+    """Load a ``.pdparams`` state dict into ``detector`` after checking names and shapes; return it.
+
+    The file is read with ``paddle.load``. Only load files you trust (the shipped file is checked against
+    its sha256; downloads are verified by :func:`interpretdl_noise.common.file_utils.resolve_weights`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no detector weights at {path}")
+    try:
+        state = paddle.load(str(path))
+    except Exception as exc:  # paddle raises assorted errors for non-state-dict files
+        raise ValueError(f"{path} is not a readable Paddle state dict (.pdparams): {exc}") from exc
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    detector.set_state_dict(_complete_state_dict(detector, state, str(path)))
+    return detector
+
+
+def _resolve_weights_spec(weights, allow_unverified: bool) -> Tuple[Path, Dict[str, Any]]:
+    """Turn ``weights=`` (None, local path, registry name or URL) into a local file and its metadata."""
+    if weights is None:
+        path = default_weights_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"the shipped detector weights are missing ({path}); reinstall "
+                                    "interpretdl-noise or pass weights=<local .pdparams path>")
+        _verify_sidecar_sha256(path)
+        return path, _weights_info(path)
+    if isinstance(weights, os.PathLike) or (isinstance(weights, str) and Path(weights).expanduser().is_file()):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no detector weights at {path}")
+        return path, _weights_info(path)
+    if not isinstance(weights, str):
+        raise ValueError(f"weights must be None, a local path, a registry name or a URL, got {type(weights).__name__}")
+    if "://" not in weights and (os.sep in weights or "/" in weights or Path(weights).suffix in (".pdparams", ".zip")):
+        raise FileNotFoundError(f"no detector weights at {weights!r} (not an existing file); give an existing "
+                                ".pdparams path, a registry name, a URL, or weights=None for the shipped weights")
+    try:
+        from ..common.file_utils import resolve_weights
+    except ImportError as exc:
+        raise ValueError(f"weights={weights!r} is not a local file and this installation has no weights "
+                         "downloader; use the shipped weights (weights=None) or a local .pdparams path") from exc
+    path = Path(resolve_weights(weights, allow_unverified=allow_unverified))
+    if path.is_dir():
+        found = sorted(path.rglob("*.pdparams"))
+        if len(found) != 1:
+            raise ValueError(f"weights={weights!r} resolved to the folder {path}, which holds {len(found)} .pdparams "
+                             "files; expected exactly one")
+        path = found[0]
+    info = _weights_info(path)
+    try:
+        from ..common.file_utils import WEIGHTS_REGISTRY
+
+        entry = WEIGHTS_REGISTRY.get(weights)
+    except ImportError:
+        entry = None
+    if entry is not None and "grid" not in info:
+        grid = entry.get("grid", "unset") if isinstance(entry, Mapping) else getattr(entry, "grid", "unset")
+        if grid != "unset":
+            info["grid"] = grid
+    return path, info
+
+
+# --------------------------------------------------------------------------- the interpreter
+class BHDFInterpreter(DatasetLevelInterpreter):
+    """Score samples by P(mislabeled) from an LSTM that reads ``td[:, :, 0]``.
+
+    Parameters
+    ----------
+    detector : paddle.nn.Layer, optional
+        A network mapping curves (B, T) to (B, 2) logits or probabilities, e.g. :class:`LSTMDetector` or
+        InterpretDL's ``LSTM``. Default: a new :class:`LSTMDetector` with the ``weights``.
+    weights : None or path or str, default=None
+        ``None`` with no ``detector``: the shipped ``assets/noise_detector_trained.pdparams`` (no network).
+        Otherwise a local ``.pdparams`` file, a name of ``common.file_utils.WEIGHTS_REGISTRY`` or a URL
+        (downloaded once to the user cache and sha256-verified). With a ``detector``, the weights are
+        loaded into it.
+    device : str, default='cpu'
+        ``'cpu'`` or ``'gpu:N'``; only set while scoring, then restored.
+    grid : int or None or 'auto', default='auto'
+        Resampling grid of the curves (see :func:`resample_dynamics`). ``'auto'``: the grid stored with
+        the weights (``<weights>.json``), else the detector's ``grid`` attribute, else ``DEFAULT_GRID`` for
+        weights without metadata, else ``None`` (raw curves, InterpretDL's behaviour, for foreign
+        detectors). Use ``grid=None, center=False`` with InterpretDL's original weights.
+    center : bool or 'auto', default='auto'
+        Centre curves on the recording's per-epoch median (:func:`center_dynamics`). ``'auto'`` follows
+        the same rules as ``grid`` (``True`` for our weights, ``False`` for foreign detectors).
+    batch_size : int, default=256
+        Curves per forward pass.
+    detector_output : {'auto', 'logits', 'probabilities'}, default='auto'
+        What the detector returns. ``'auto'``: logits for :class:`LSTMDetector` (and probabilities for
+        its :class:`LSTM` variant); for other networks, rows that are non-negative and sum to 1 are taken
+        as probabilities.
+    allow_unverified : bool, default=False
+        Passed to the downloader for registry entries without a known checksum.
+
+    Notes
+    -----
+    Scores (``predictions``) are P(mislabeled) in [0, 1]: higher = more likely mislabeled. ``order`` is
+    ascending, so the most suspicious sample is last, as in InterpretDL.
+
+    Examples
+    --------
+    >>> order, p = BHDFInterpreter().interpret(training_dynamics_path="run/training_dynamics.npz")  # doctest: +SKIP
+    >>> suspects = order[::-1][:20]                                                                    # doctest: +SKIP
+    """
+
+    def __init__(self, detector=None, weights: Union[None, PathLike, str] = None, device: str = "cpu", *,
+                 grid: Union[int, None, str] = "auto", center: Union[bool, str] = "auto", batch_size: int = 256,
+                 detector_output: str = "auto", allow_unverified: bool = False):
+        if detector_output not in OUTPUTS:
+            raise ValueError(f"detector_output must be one of {OUTPUTS}, got {detector_output!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not (grid is None or grid == "auto" or (isinstance(grid, (int, np.integer)) and not isinstance(grid, bool)
+                                                  and grid >= 1)):
+            raise ValueError(f"grid must be 'auto', None or a positive integer, got {grid!r}")
+        if center not in ("auto", True, False):
+            raise ValueError(f"center must be 'auto', True or False, got {center!r}")
+        info: Dict[str, Any] = {}
+        self.weights_path: Optional[Path] = None
+        user_grid = detector is not None and hasattr(detector, "grid")
+        if detector is None or weights is not None:
+            self.weights_path, info = _resolve_weights_spec(weights, allow_unverified)
+            if detector is None:
+                detector = LSTMDetector()
+            load_detector_weights(detector, self.weights_path)
+        elif not callable(detector):
+            raise ValueError(f"detector must be a callable paddle.nn.Layer, got {type(detector).__name__}")
+        super().__init__(model=detector, device=device)
+        self.detector = detector
+        no_metadata = self.weights_path is not None and not user_grid
+        if no_metadata and ((grid == "auto" and "grid" not in info) or (center == "auto" and "center" not in info)):
+            warnings.warn(f"no metadata beside {self.weights_path}; assuming grid={DEFAULT_GRID}, center=True. Pass "
+                          "grid=None, center=False for detectors trained on raw curves (e.g. InterpretDL's original "
+                          "weights).", UserWarning, stacklevel=2)
+        if grid == "auto":
+            grid = info["grid"] if "grid" in info else DEFAULT_GRID if no_metadata else getattr(detector, "grid", None)
+        if center == "auto":
+            center = info["center"] if "center" in info else True if no_metadata else getattr(detector, "center", False)
+        self.grid: Optional[int] = None if grid is None else int(grid)
+        self.center = bool(center)
+        if isinstance(detector, LSTMDetector) and self.weights_path is not None:
+            detector.grid, detector.center = self.grid, self.center
+        self.batch_size = int(batch_size)
+        self.detector_output = detector_output
+        self.weights_info = info
+        if hasattr(detector, "eval"):
+            detector.eval()
+
+    # ------------------------------------------------------------------ scoring
+    def _output_kind(self) -> str:
+        if self.detector_output != "auto":
+            return self.detector_output
+        # LSTMDetector and its softmax variant LSTM both expose .logits()
+        return "logits" if isinstance(self.detector, LSTMDetector) else "auto"
+
+    def predict_curves(self, curves) -> np.ndarray:
+        """P(mislabeled) for assigned-label probability curves.
+
+        Parameters
+        ----------
+        curves : array-like of shape (N, E)
+            ``td[:, :, 0]`` of one whole recording (any ``E``; resampled to ``self.grid``; with
+            ``self.center`` the per-epoch median over these ``N`` samples is subtracted, so pass all of
+            them, not a handful).
+
+        Returns
+        -------
+        ndarray of shape (N,), float64 in [0, 1]; higher = more likely mislabeled.
+        """
+        x = np.asarray(curves)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"curves must have shape (N, E) with N >= 1, got {x.shape}")
+        n_epochs = x.shape[1]
+        if n_epochs < 2:
+            raise ValueError(f"a recording with {n_epochs} epoch has no dynamics to read; record at least "
+                             f"{SUPPORTED_EPOCHS[0]} epochs")
+        if not SUPPORTED_EPOCHS[0] <= n_epochs <= SUPPORTED_EPOCHS[1]:
+            warnings.warn(f"the recording has {n_epochs} epochs; the detector is validated for "
+                          f"{SUPPORTED_EPOCHS[0]}-{SUPPORTED_EPOCHS[1]} epochs, so scores may be less reliable",
+                          UserWarning, stacklevel=2)
+        if self.center and x.shape[0] < 20:
+            warnings.warn(f"only {x.shape[0]} curves: the detector compares each sample with the recording's "
+                          "median curve, so score whole recordings, not a few samples", UserWarning, stacklevel=2)
+        x = prepare_curves(x, self.grid, self.center)
+        kind = self._output_kind()
+        logits_fn = self.detector.logits if kind == "logits" and hasattr(self.detector, "logits") else self.detector
+        out = np.empty((x.shape[0], 2), dtype=np.float32)
+        was_training = getattr(self.detector, "training", False)
+        if hasattr(self.detector, "eval"):
+            self.detector.eval()
+        try:
+            with self.device_scope(), paddle.no_grad():
+                for start in range(0, x.shape[0], self.batch_size):
+                    batch = paddle.to_tensor(x[start:start + self.batch_size, :, None])
+                    out[start:start + self.batch_size] = logits_fn(batch).numpy()
+        finally:
+            if was_training:
+                self.detector.train()
+        if kind == "auto":
+            kind = ("probabilities" if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
+                    else "logits")
+        if kind == "probabilities":
+            return out[:, 1].astype(np.float64)
+        # softmax over two logits = logistic of their difference (stable for large logits)
+        diff = (out[:, 1] - out[:, 0]).astype(np.float64)
+        return 0.5 * (1.0 + np.tanh(0.5 * diff))
+
+    def _score(self, record: Dict[str, Any]) -> np.ndarray:
+        return self.predict_curves(record["td"][:, :, 0])
+
+    def evaluate(self, label_flip=None, *, k: Optional[int] = None,
+                 threshold: Optional[float] = 0.5) -> Dict[str, float]:
+        """AUROC, AP and precision / recall / F1 at P >= ``threshold`` (0.5) and in the top ``k``.
+
+        See :meth:`DatasetLevelInterpreter.evaluate`; ``label_flip`` defaults to the recording's own.
+        """
+        return super().evaluate(label_flip, k=k, threshold=threshold)
