@@ -6,7 +6,8 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 # read the version without importing the package (which needs paddle)
-VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "interpretdl_noise" / "__init__.py").read_text(), re.M).group(1)
+INIT = (HERE / "interpretdl_noise" / "__init__.py").read_text()
+VERSION = re.search(r'^__version__ = "([^"]+)"', INIT, re.M).group(1)
 
 TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5"]
 

@@ -63,8 +63,8 @@ def time_aum(stream, *, str_ids: bool, compressed: bool = True) -> float:
     import aum
     import torch
 
-    batches = [(torch.from_numpy(lg), torch.from_numpy(t), [f"id{i}" for i in ids.tolist()] if str_ids else ids.tolist())
-               for lg, t, ids in stream]
+    batches = [(torch.from_numpy(lg), torch.from_numpy(t),
+                [f"id{i}" for i in ids.tolist()] if str_ids else ids.tolist()) for lg, t, ids in stream]
     calc = aum.AUMCalculator("/nonexistent-never-written", compressed=compressed)
     start = time.perf_counter()
     for lg, t, ids in batches:
@@ -168,7 +168,8 @@ def main() -> None:
             ours_np.append(time_ours(stream, as_paddle=False, str_ids=str_ids, compressed=compressed))
             ours_pd.append(time_ours(stream, as_paddle=True, str_ids=str_ids, compressed=compressed))
         rows.append((label, min(theirs), min(ours_np), min(ours_pd)))
-    print(f"{'case':24s} {'aum ms/batch':>13s} {'ours numpy':>11s} {'ours paddle':>12s} {'ratio np':>9s} {'ratio pd':>9s}")
+    print(f"{'case':24s} {'aum ms/batch':>13s} {'ours numpy':>11s} {'ours paddle':>12s} "
+          f"{'ratio np':>9s} {'ratio pd':>9s}")
     for label, theirs, ours_np, ours_pd in rows:
         print(f"{label:24s} {1e3 * theirs / n_batches:13.3f} {1e3 * ours_np / n_batches:11.3f} "
               f"{1e3 * ours_pd / n_batches:12.3f} {theirs / ours_np:8.1f}x {theirs / ours_pd:8.1f}x")

@@ -3,7 +3,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 warnings.filterwarnings("ignore", message="No ccache found")
@@ -50,7 +49,9 @@ def run_notebook(path, timeout=300, **env):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update({k: str(v) for k, v in env.items()})
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(Path.cwd())}}).execute()
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(Path.cwd())}})
+        client.execute()
     finally:
         for k, v in old.items():
             if v is None:

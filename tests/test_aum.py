@@ -252,7 +252,8 @@ def test_threshold_sets_are_disjoint_sized_and_seeded():
     with pytest.raises(ValueError, match="too few"):
         threshold_sample_indices(5, 10, 1)
     labels, is_thr = assign_threshold_labels(np.arange(100) % 4, 4, 2, seed=5)
-    assert is_thr.sum() == 20 and (labels[is_thr] == 4).all() and (labels[~is_thr] == (np.arange(100) % 4)[~is_thr]).all()
+    assert is_thr.sum() == 20 and (labels[is_thr] == 4).all()
+    assert (labels[~is_thr] == (np.arange(100) % 4)[~is_thr]).all()
 
 
 def test_threshold_dataset_relabels_only_threshold_samples():

@@ -53,8 +53,9 @@ def test_callable_loader_like_interpretdl(tiny):
 def test_losses_logits_and_train_mode_probabilities_agree(tiny):
     x, y = tiny
     net = make_mlp(6, 8, 3)
-    rec = TrainingDynamics(net).generator(_loader(x, y, 16, True), paddle.optimizer.SGD(0.1, parameters=net.parameters()),
-                                          3, keep_logits=True, keep_losses=True, progress=False)
+    opt = paddle.optimizer.SGD(0.1, parameters=net.parameters())
+    rec = TrainingDynamics(net).generator(_loader(x, y, 16, True), opt, 3, keep_logits=True, keep_losses=True,
+                                          progress=False)
     logits = rec.logits.astype(np.float64)
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
@@ -68,8 +69,8 @@ def test_eval_mode_recording_and_mode_restored(tiny):
     paddle.seed(0)
     net = paddle.nn.Sequential(paddle.nn.Linear(6, 16), paddle.nn.Dropout(0.5), paddle.nn.Linear(16, 3))
     net.eval()
-    rec = TrainingDynamics(net).generator(_loader(x, y, 32, True), paddle.optimizer.SGD(0.1, parameters=net.parameters()),
-                                          2, record="eval", progress=False)
+    opt = paddle.optimizer.SGD(0.1, parameters=net.parameters())
+    rec = TrainingDynamics(net).generator(_loader(x, y, 32, True), opt, 2, record="eval", progress=False)
     assert not net.training  # the caller's mode is restored
     with paddle.no_grad():
         final = paddle.nn.functional.softmax(net(paddle.to_tensor(x)), -1).numpy()

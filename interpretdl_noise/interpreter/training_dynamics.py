@@ -7,7 +7,7 @@ arrays. ``transform`` and ``save`` use the numpy core in :mod:`interpretdl_noise
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +28,13 @@ def _batches(loader):
 
 def _to_numpy(value) -> np.ndarray:
     return value.numpy() if isinstance(value, paddle.Tensor) else np.asarray(value)
+
+
+def _as_batch(x, y):
+    """Inputs as a tensor and labels as an int64 tensor of shape (B,), whatever the loader yields."""
+    x = x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x))
+    y = y if isinstance(y, paddle.Tensor) else paddle.to_tensor(np.asarray(y))
+    return x, y.reshape([-1]).astype("int64")
 
 
 def per_sample_cross_entropy(logits, labels):
@@ -112,8 +119,9 @@ class TrainingDynamics(Interpreter):
             if dataset is None:
                 raise ValueError("n_samples is required when train_loader has no .dataset")
             n_samples = len(dataset)
-        if lr_scheduler is None and isinstance(getattr(optimizer, "_learning_rate", None), paddle.optimizer.lr.LRScheduler):
-            lr_scheduler = optimizer._learning_rate
+        scheduler = getattr(optimizer, "_learning_rate", None)
+        if lr_scheduler is None and isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
+            lr_scheduler = scheduler
         loss_fn = loss_fn or per_sample_cross_entropy
         model = self.model
         was_training = model.training
@@ -136,9 +144,7 @@ class TrainingDynamics(Interpreter):
                     seen = correct = 0
                     total_loss = 0.0
                     for indices, x, y in _batches(train_loader):
-                        x = x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x))
-                        y = (y if isinstance(y, paddle.Tensor) else paddle.to_tensor(np.asarray(y))).reshape([-1])
-                        y = y.astype("int64")
+                        x, y = _as_batch(x, y)
                         logits = model(x)
                         losses = loss_fn(logits, y)
                         per_sample = losses.ndim > 0 and int(np.prod(losses.shape)) == int(y.shape[0])
@@ -176,8 +182,7 @@ class TrainingDynamics(Interpreter):
         model.eval()
         with paddle.no_grad():
             for indices, x, y in _batches(loader):
-                x = x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x))
-                y = (y if isinstance(y, paddle.Tensor) else paddle.to_tensor(np.asarray(y))).reshape([-1]).astype("int64")
+                x, y = _as_batch(x, y)
                 logits = model(x)
                 losses = per_sample_cross_entropy(logits, y) if keep_losses else None
                 store(epoch, _to_numpy(indices), logits, y, losses)

@@ -158,7 +158,8 @@ def validate_training_dynamics(data: Mapping[str, Any], *, source: str = "traini
         if flip.dtype.hasobject and flip.shape == () and flip.item() is None:
             pass  # InterpretDL's label_flip=None, given as an already-loaded mapping
         elif flip.shape != (n,) or not np.isin(flip, (0, 1)).all():
-            raise ValueError(f"{source}: 'label_flip' must be 0/1 or bool of shape ({n},), got {flip.dtype} {flip.shape}")
+            raise ValueError(f"{source}: 'label_flip' must be 0/1 or bool of shape ({n},), "
+                             f"got {flip.dtype} {flip.shape}")
         else:
             out["label_flip"] = flip.astype(bool)
 
@@ -185,7 +186,8 @@ def validate_training_dynamics(data: Mapping[str, Any], *, source: str = "traini
         if key not in out and key not in ("label_flip", "meta"):
             arr = np.asarray(data[key])
             if arr.dtype.hasobject:
-                raise ValueError(f"{source}: key {key!r} is an object array; only numeric and string arrays are allowed")
+                raise ValueError(f"{source}: key {key!r} is an object array; "
+                                 "only numeric and string arrays are allowed")
             out[key] = arr
     return out
 
