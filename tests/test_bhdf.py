@@ -101,10 +101,38 @@ def test_bad_state_dicts_are_refused(tmp_path):
         check_state_dict(det, state)
     bad = tmp_path / "not_weights.pdparams"
     bad.write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="not a readable Paddle state dict"):
+    with pytest.raises(ValueError, match="not a Paddle state dict of arrays"):
         BHDFInterpreter(weights=bad)
     with pytest.raises(FileNotFoundError, match="no detector weights"):
         BHDFInterpreter(weights=str(tmp_path / "missing.pdparams"))
+
+
+class _Payload:
+    """Unpickling this would call os.getcwd: a stand-in for a malicious weights file."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_weights_loader_never_runs_pickled_code(tmp_path):
+    import pickle
+
+    from interpretdl_noise.common.state_dict import load_state_dict
+
+    evil = tmp_path / "evil.pdparams"
+    evil.write_bytes(pickle.dumps({"lstm.weight_ih_l0": _Payload()}))
+    with pytest.raises(ValueError, match="posix.getcwd; a state dict may only contain numpy arrays"):
+        BHDFInterpreter(weights=evil)
+    # a real paddle.save'd state dict reads the same as paddle.load
+    det = LSTMDetector()
+    path = tmp_path / "ok.pdparams"
+    paddle.save(det.state_dict(), str(path))
+    ours, theirs = load_state_dict(path), paddle.load(str(path))
+    assert set(ours) == set(theirs)
+    for name, value in ours.items():
+        np.testing.assert_array_equal(value, np.asarray(theirs[name]))
 
 
 def test_resample_block_average_identity_and_mean():

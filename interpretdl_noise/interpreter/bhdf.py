@@ -40,6 +40,7 @@ import numpy as np
 
 from .._paddle import paddle
 from ..common.file_utils import PathLike
+from ..common.state_dict import load_state_dict
 from .abc_interpreter import DatasetLevelInterpreter
 
 __all__ = [
@@ -263,18 +264,14 @@ def check_state_dict(detector, state: Mapping[str, Any], *, source: str = "state
 def load_detector_weights(detector, path: PathLike):
     """Load a ``.pdparams`` state dict into ``detector`` after checking names and shapes; return it.
 
-    The file is read with ``paddle.load``. Only load files you trust (the shipped file is checked against
-    its sha256; downloads are verified by :func:`interpretdl_noise.common.file_utils.resolve_weights`).
+    The file is read by :func:`interpretdl_noise.common.state_dict.load_state_dict`, which rebuilds numpy
+    arrays only and refuses any other pickled object, so a malicious file cannot run code. The shipped
+    file is also checked against its sha256; downloads are verified by ``resolve_weights``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no detector weights at {path}")
-    try:
-        state = paddle.load(str(path))
-    except Exception as exc:  # paddle raises assorted errors for non-state-dict files
-        raise ValueError(f"{path} is not a readable Paddle state dict (.pdparams): {exc}") from exc
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    state = load_state_dict(path)
     detector.set_state_dict(_complete_state_dict(detector, state, str(path)))
     return detector
 
