@@ -25,7 +25,11 @@ def save_figure(fig: Figure, path: PathLike, *, dpi: int = 110) -> None:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
 
 
-def _flips(label_flip, n: int) -> np.ndarray:
+def _check_scores_and_flips(scores: Mapping[str, np.ndarray], label_flip) -> np.ndarray:
+    """Validate a non-empty ``{name: scores}`` mapping against ``label_flip``; return the flips as bool."""
+    if not scores:
+        raise ValueError("scores is empty: give at least one detector's scores")
+    n = len(next(iter(scores.values())))
     flips = np.asarray(label_flip).reshape(-1)
     if flips.shape[0] != n or not np.isin(flips, (0, 1)).all():
         raise ValueError(f"label_flip must be 0/1 or bool of shape ({n},), got {flips.dtype} {flips.shape}")
@@ -55,10 +59,7 @@ def plot_roc_pr(scores: Mapping[str, np.ndarray], label_flip, *, title: str | No
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    if not scores:
-        raise ValueError("scores is empty: give at least one detector's scores")
-    n = len(next(iter(scores.values())))
-    flips = _flips(label_flip, n)
+    flips = _check_scores_and_flips(scores, label_flip)
     fig = Figure(figsize=(11, 4.5))
     ax_roc, ax_pr = fig.subplots(1, 2)
     for name, s in scores.items():
@@ -100,10 +101,7 @@ def plot_score_histograms(scores: Mapping[str, np.ndarray], label_flip, *, bins:
     -------
     matplotlib.figure.Figure
     """
-    if not scores:
-        raise ValueError("scores is empty: give at least one detector's scores")
-    n = len(next(iter(scores.values())))
-    flips = _flips(label_flip, n)
+    flips = _check_scores_and_flips(scores, label_flip)
     cols = min(3, len(scores))
     rows = math.ceil(len(scores) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows))

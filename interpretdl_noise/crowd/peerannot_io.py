@@ -60,6 +60,17 @@ def _as_int_id(value: Any, what: str) -> int:
     return out
 
 
+def _read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file, naming the file and the position of a syntax error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} file {path} is not valid JSON: {exc.msg} "
+                         f"(line {exc.lineno}, column {exc.colno})") from exc
+
+
 def load_answers(answers: PathLike | Mapping, *, n_classes: int | None = None,
                  n_workers: int | None = None, task_ids: Iterable[int] | None = None) -> Answers:
     """Read and validate peerannot answers ``{task: {worker: label}}``.
@@ -89,13 +100,7 @@ def load_answers(answers: PathLike | Mapping, *, n_classes: int | None = None,
     """
     if isinstance(answers, (str, os.PathLike)):
         path = Path(answers)
-        if not path.is_file():
-            raise FileNotFoundError(f"answers file not found: {path}")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"answers file {path} is not valid JSON: {exc.msg} "
-                             f"(line {exc.lineno}, column {exc.colno})") from exc
+        raw = _read_json(path, "answers")
         source = str(path)
     elif isinstance(answers, Mapping):
         raw, source = answers, "answers"
@@ -197,12 +202,7 @@ def matrix_to_answers(labels) -> dict[str, dict[str, int]]:
 def read_metadata(path: PathLike) -> dict[str, Any]:
     """Read ``metadata.json`` and check ``n_classes`` and ``n_workers`` (positive ints)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"metadata file not found: {path}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"metadata file {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+    meta = _read_json(path, "metadata")
     if not isinstance(meta, dict):
         raise ValueError(f"metadata file {path} must hold a JSON object")  # noqa: TRY004
     for key in ("n_classes", "n_workers"):
