@@ -17,8 +17,11 @@ def paddle_seed(seed: Optional[int]) -> Iterator[None]:
         yield
         return
     state = paddle.get_rng_state()
-    paddle.seed(int(seed))
+    cuda_state = paddle.get_cuda_rng_state() if paddle.is_compiled_with_cuda() else None
+    paddle.seed(int(seed))  # seeds the CPU and every GPU generator
     try:
         yield
     finally:
         paddle.set_rng_state(state)
+        if cuda_state is not None:
+            paddle.set_cuda_rng_state(cuda_state)

@@ -22,12 +22,11 @@ Outputs (both written atomically):
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
 from ..common.file_utils import atomic_path
+from ..common.seeding import paddle_seed
 from ..data import SeededBatchSampler
 from ..layers.conal import CONFUSION_INPUTS, CoNALNetwork, conal_loss
 from .peerannot_io import PeerannotImageFolder, load_answers, read_metadata
@@ -100,23 +100,6 @@ def _top_k(probs: np.ndarray, labels: np.ndarray, k: int, macro: bool) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Seed paddle's generator for a block, then restore the caller's generator state."""
-    if seed is None:
-        yield
-        return
-    state = paddle.get_rng_state()
-    cuda_state = paddle.get_cuda_rng_state() if paddle.is_compiled_with_cuda() else None
-    paddle.seed(int(seed))
-    try:
-        yield
-    finally:
-        paddle.set_rng_state(state)
-        if cuda_state is not None:
-            paddle.set_cuda_rng_state(cuda_state)
-
-
 def _loader(dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int):
     """Shuffled batches from a private seeded generator (never the global numpy state), or in order."""
     if shuffle:
@@ -460,7 +443,7 @@ class CoNAL:
         self.train_dataset, self.val_dataset, self.test_dataset = _CrowdTrainSet(train, keep, rows), val, test
 
         seed = int(o["seed"])
-        with device_scope(self.device), _seeded(seed):
+        with device_scope(self.device), paddle_seed(seed):
             classifier = _build_model(self.model, self.n_classes, self.pretrained)
             x0 = np.asarray(train[int(keep[0])][0], dtype=np.float32)
             if o["instance_features"] is not None:
@@ -502,7 +485,7 @@ class CoNAL:
             crowd, _ = net(x, return_crowd=True)
             return conal_loss(crowd, labels, nal.global_confusion_matrix, nal.local_confusion_matrices, self.scale)
 
-        with device_scope(self.device), _seeded(int(self.options["seed"]) + 1):
+        with device_scope(self.device), paddle_seed(int(self.options["seed"]) + 1):
             results = _fit(net, net.classifier, self.train_loader, step_loss, self.val_loader, self.test_loader,
                            optimizer=self.optimizer, scheduler=self.scheduler, n_epochs=self.n_epochs,
                            n_classes=self.n_classes, verbose=self.verbose, desc="CoNAL epochs",
@@ -571,7 +554,7 @@ def train_classifier(model, train_dataset, val_dataset, test_dataset=None, *, n_
         x, y = batch[0], batch[-1]
         return F.cross_entropy(model(x), y.reshape([-1]).astype("int64"))
 
-    with device_scope(resolve_device(device)), _seeded(seed):
+    with device_scope(resolve_device(device)), paddle_seed(seed):
         opt, sched = _build_optimizer(model.parameters(), name, lr=lr, momentum=momentum, decay=decay,
                                       scheduler=scheduler, milestones=milestones, lr_decay=lr_decay)
         test_loader = _loader(test_dataset, bs, False, seed, nw) if test_dataset is not None else None
