@@ -274,7 +274,8 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
             continue
         start = time.perf_counter()
         try:
-            s = run_detector(name, record, x=x, y=y, **dict((detector_kwargs or {}).get(name, {})))
+            s = run_detector(name, record, x=x, y=y, record_validated=True,  # validated once, above
+                             **dict((detector_kwargs or {}).get(name, {})))
         except DetectorNotApplicable as exc:
             status[name] = {"status": "not applicable", "reason": exc.reason}
             continue

@@ -185,3 +185,24 @@ def test_through_cli_main(npz, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["detect", str(npz), "--method", "ema"]) == 2  # no losses in this recording
     assert "not applicable" in capsys.readouterr().err
+
+
+def test_compare_validates_the_recording_once(npz, monkeypatch):
+    from interpretdl_noise.interpreter import abc_interpreter
+
+    calls = []
+    original = abc_interpreter.validate_training_dynamics
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(abc_interpreter, "validate_training_dynamics", counting)
+    td, labels, flips, _ = synthetic_record()
+    result = compare_detectors({"td": td, "labels": labels, "label_flip": flips}, methods=RECORDING_ONLY,
+                               plots=False)
+    assert len(calls) == 1 and sorted(result.scores) == sorted(RECORDING_ONLY)
+    # score_record on a validated record gives exactly what interpret gives
+    record = original({"td": td, "labels": labels, "label_flip": flips})
+    det = registry.create_detector("small_loss")
+    np.testing.assert_array_equal(det.score_record(record)[1], det.interpret(training_dynamics=record)[1])

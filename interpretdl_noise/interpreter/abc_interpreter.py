@@ -83,7 +83,15 @@ class DatasetLevelInterpreter(Interpreter):
         scores : ndarray of shape (N,), float
             Higher = more likely mislabeled.
         """
-        record = read_training_dynamics(training_dynamics, training_dynamics_path)
+        return self.score_record(read_training_dynamics(training_dynamics, training_dynamics_path))
+
+    def score_record(self, record: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`interpret` on a recording that is already validated, without checking it again.
+
+        ``record`` must come from :func:`load_training_dynamics` or :func:`validate_training_dynamics`
+        (as in :func:`interpretdl_noise.compare_detectors`, which runs several detectors on one record;
+        validating a large recording costs about as much as scoring it). Returns ``(order, scores)``.
+        """
         scores = np.asarray(self._score(record), dtype=np.float64).reshape(-1)
         if scores.shape[0] != record["td"].shape[0]:
             raise RuntimeError(f"{type(self).__name__} returned {scores.shape[0]} scores for "

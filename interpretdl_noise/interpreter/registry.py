@@ -274,7 +274,8 @@ def align_data(record: Mapping[str, Any], x, y=None) -> tuple[np.ndarray, np.nda
     return x[ids], y_rows
 
 
-def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, **kwargs: Any) -> np.ndarray:
+def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, record_validated: bool = False,
+                 **kwargs: Any) -> np.ndarray:
     """Score ``record`` with detector ``name``.
 
     Parameters
@@ -285,6 +286,9 @@ def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, **kwar
         A loaded recording (``td`` of shape (N, E, C) and optional keys).
     x, y : array-like, optional
         Raw data for detectors that need it (see :func:`align_data`).
+    record_validated : bool, default=False
+        True when ``record`` comes from :func:`~interpretdl_noise.load_training_dynamics` or
+        ``validate_training_dynamics``: it is then not checked again.
     **kwargs
         Constructor arguments for the detector.
 
@@ -306,6 +310,8 @@ def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, **kwar
         x_rows, y_rows = align_data(record, x, y)
         n_classes = record["td"].shape[2]
         _, scores = detector.interpret(x_rows, y_rows, n_classes=n_classes)
+    elif record_validated:
+        _, scores = detector.score_record(record)
     else:
         _, scores = detector.interpret(training_dynamics=record)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
