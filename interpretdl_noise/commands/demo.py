@@ -41,11 +41,11 @@ def record_noisy_digits(out_dir: Path, *, noise_rate: float = 0.2, noise_type: s
         loader = paddle.io.DataLoader(DatasetWithIndex(ArrayDataset(x, noisy), index_first=True),
                                       batch_sampler=SeededBatchSampler(len(y), batch_size, seed=seed))
         optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=net.parameters())
-        recorder = TrainingDynamics(net).generator(loader, optimizer, epochs, keep_logits=True, keep_losses=True,
-                                                   progress=progress)
+        td = TrainingDynamics(net)
+        recorder = td.generator(loader, optimizer, epochs, keep_logits=True, keep_losses=True,
+                                progress=progress)
     meta = {"dataset": "sklearn digits", "model": "MLP 64-128-10", "noise_rate": noise_rate,
             "noise_type": noise_type, "seed": seed, "epochs": epochs, "batch_size": batch_size}
-    td = TrainingDynamics(net)
     td.save(recorder, label_flip=flips, save_path=out_dir / "training_dynamics.npz", meta=meta)
     return td.save_path_, {"clean_labels": y, "noisy_labels": noisy, "label_flip": flips,
                            "images": x.reshape(-1, 8, 8)}

@@ -249,7 +249,7 @@ def save_training_dynamics(path: PathLike, td: np.ndarray, labels: np.ndarray, *
         arrays["meta"] = json.dumps(meta)
     checked = validate_training_dynamics(arrays, source="recording to save")
     if meta is not None:
-        checked["meta"] = np.array(json.dumps(meta))
+        checked["meta"] = np.array(arrays["meta"])  # store the JSON string, not the parsed dict
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -6,7 +6,6 @@ are tracked in an explicit ``seen`` mask, so real NaN predictions are not mistak
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Optional
@@ -171,7 +170,3 @@ class DynamicsRecorder:
         where = f", directory={os.fspath(self.directory)!r}" if self.directory else ""
         return (f"DynamicsRecorder(n_samples={self.n_samples}, n_epochs={self.n_epochs}, "
                 f"n_classes={self.n_classes}, recorded={int(self.seen.sum())}/{self.seen.size}{where})")
-
-    def meta(self) -> str:
-        """JSON string with the recorder's shape, stored in saved npz files."""
-        return json.dumps({"n_samples": self.n_samples, "n_epochs": self.n_epochs, "n_classes": self.n_classes})
