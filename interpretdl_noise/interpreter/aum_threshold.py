@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
-from ..data import ArrayDataset, DatasetWithIndex
+from ..data import ArrayDataset, DatasetWithIndex, SeededBatchSampler
 from .aum import AUMCalculator
 
 __all__ = [
@@ -249,20 +249,6 @@ class ThresholdResult:
         return np.where(normal, self.aum, 0.0).sum(axis=0) / np.maximum(normal.sum(axis=0), 1)
 
 
-class _SeededSampler(paddle.io.Sampler):
-    """A shuffling sampler with its own ``np.random.default_rng`` (paddle's RandomSampler uses global numpy)."""
-
-    def __init__(self, n: int, seed: int):
-        super().__init__()
-        self.n, self.rng = n, np.random.default_rng(seed)
-
-    def __iter__(self):
-        return iter(self.rng.permutation(self.n).tolist())
-
-    def __len__(self):
-        return self.n
-
-
 def _as_dataset(data) -> Any:
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], paddle.io.Dataset):
         return ArrayDataset(*data)
@@ -326,8 +312,7 @@ def run_threshold_procedure(model_fn: Callable[[int], Any], data, n_classes: int
         for run in range(n_runs):
             wrapped = ThresholdSamplesDataset(dataset, n_classes, run + 1, seed=seed)
             thresholds[run] = wrapped.is_threshold
-            sampler = paddle.io.BatchSampler(sampler=_SeededSampler(n, seed + 1000 * (run + 1)),
-                                             batch_size=batch_size)
+            sampler = SeededBatchSampler(n, batch_size, seed=seed + 1000 * (run + 1))
             loader = paddle.io.DataLoader(DatasetWithIndex(wrapped), batch_sampler=sampler, num_workers=0)
             model = model_fn(n_classes + 1)
             optimizer = optimizer_fn(model.parameters())
