@@ -162,8 +162,11 @@ def test_centering_removes_run_level_shifts():
     np.testing.assert_allclose(center_dynamics(x + 0.1), centred, atol=1e-6)
     np.testing.assert_allclose(prepare_curves(x, 6, center=True), center_dynamics(resample_dynamics(x, 6)))
     np.testing.assert_allclose(prepare_curves(x, None, center=False), x.astype(np.float32))
-    # the interpreter therefore scores a uniformly more confident copy of a run the same way
-    interp = BHDFInterpreter()
+    # a uniformly more confident copy of a run: same centred curves, only the median prefix moves
+    shifted, plain = prepare_curves(x + 0.1, 6, True, True), prepare_curves(x, 6, True, True)
+    np.testing.assert_allclose(shifted[:, 6:], plain[:, 6:], atol=1e-6)
+    np.testing.assert_allclose(shifted[:, :6], plain[:, :6] + 0.1, atol=1e-6)
+    interp = BHDFInterpreter(context=False)       # without the prefix the scores ignore the shift
     np.testing.assert_allclose(interp.predict_curves(x + 0.1), interp.predict_curves(x), atol=1e-5)
     with pytest.warns(UserWarning, match="score whole recordings"):
         interp.predict_curves(x[:5])
@@ -181,9 +184,9 @@ def test_shipped_weights_offline_and_checksum(monkeypatch, digits_run):
     expected = (path.parent / (path.name + ".sha256")).read_text().split()[0]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == expected
     info = json.loads(path.with_suffix(".json").read_text())
-    assert info["grid"] == DEFAULT_GRID and info["center"] is True
+    assert info["grid"] == DEFAULT_GRID and info["center"] is True and info["context"] is True
     interp = BHDFInterpreter()
-    assert interp.grid == DEFAULT_GRID and interp.center and interp.weights_path == path
+    assert interp.grid == DEFAULT_GRID and interp.center and interp.context and interp.weights_path == path
     order, pred = interp.interpret(training_dynamics=digits_run)
     assert isinstance(pred, np.ndarray) and pred.shape == (1797,) and pred.min() >= 0 and pred.max() <= 1
     np.testing.assert_array_equal(order, np.argsort(pred, kind="stable"))
@@ -253,28 +256,54 @@ def test_foreign_detector_and_grid_rules(tmp_path, digits_run):
     raw = BHDFInterpreter(detector=theirs)
     assert raw.grid is None
     assert raw.center is False
-    same = BHDFInterpreter(detector=theirs, grid=DEFAULT_GRID, center=True)
+    same = BHDFInterpreter(detector=theirs, grid=DEFAULT_GRID, center=True, context=True)
     curves = digits_run["td"][:200, :, 0]
     np.testing.assert_allclose(same.predict_curves(curves), shipped.predict_curves(curves), atol=1e-5)
     assert raw.predict_curves(curves).shape == (200,)
     # weights without metadata: assume the default grid, with a warning; explicit grid silences it
     path = tmp_path / "plain.pdparams"
     paddle.save(shipped.detector.state_dict(), str(path))
-    with pytest.warns(UserWarning, match="assuming grid=32, center=True"):
+    with pytest.warns(UserWarning, match="assuming this package's convention grid=32, center=True, context=True"):
         interp = BHDFInterpreter(weights=path)
-    assert interp.grid == DEFAULT_GRID and interp.center is True
+    assert interp.grid == DEFAULT_GRID and interp.center is True and interp.context is True
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        interp = BHDFInterpreter(weights=path, grid=None, center=False)
-    assert interp.grid is None and interp.center is False
+        interp = BHDFInterpreter(weights=path, grid=None, center=False, context=False)
+    assert interp.grid is None and interp.center is False and interp.context is False
     # a sidecar JSON sets the input convention
-    path.with_suffix(".json").write_text(json.dumps({"grid": 16, "center": False}))
+    path.with_suffix(".json").write_text(json.dumps({"grid": 16, "center": False, "context": False}))
     interp = BHDFInterpreter(weights=path)
-    assert interp.grid == 16 and interp.center is False and interp.detector.grid == 16
+    assert interp.grid == 16 and interp.center is False and interp.context is False and interp.detector.grid == 16
+    # a JSON written before the context prefix existed means: no prefix
+    path.with_suffix(".json").write_text(json.dumps({"grid": 32, "center": True}))
+    assert BHDFInterpreter(weights=path).context is False
     # weights given together with a detector are loaded into it
     det = LSTMDetector()
     BHDFInterpreter(detector=det, weights=default_weights_path())
     np.testing.assert_allclose(det.classifier.weight.numpy(), shipped.detector.classifier.weight.numpy())
+
+
+def test_context_prefix_is_read_once_and_matches_the_full_sequence(digits_run):
+    curves = digits_run["td"][:300, :, 0]
+    prepared = prepare_curves(curves, 16, center=True, context=True)
+    assert prepared.shape == (300, 32)
+    median = np.median(resample_dynamics(curves, 16), axis=0)
+    np.testing.assert_allclose(prepared[:, :16], np.broadcast_to(median, (300, 16)))
+    np.testing.assert_allclose(prepared[:, 16:], prepare_curves(curves, 16, center=True))
+    ours = LSTMDetector(grid=16, context=True)
+    rng = np.random.default_rng(7)          # large random weights: an untrained LSTM that reacts to its input
+    for param in ours.parameters():
+        param.set_value(rng.normal(0.0, 0.5, param.shape).astype(np.float32))
+    theirs = InterpretDLStyleLSTM()
+    theirs.set_state_dict(ours.state_dict())
+    # ours: the prefix once, then every sample from its state; theirs: the whole 2 x 16 sequence per sample
+    fast = BHDFInterpreter(detector=ours, batch_size=64).predict_curves(curves)
+    full = BHDFInterpreter(detector=theirs, grid=16, center=True, context=True).predict_curves(curves)
+    np.testing.assert_allclose(fast, full, atol=1e-5)
+    # without the prefix the scores differ: the context is really read
+    assert np.abs(BHDFInterpreter(detector=ours, context=False).predict_curves(curves) - fast).max() > 1e-2
+    with pytest.raises(ValueError, match="context"):
+        BHDFInterpreter(detector=ours, context="yes")
 
 
 def test_training_mode_and_device_are_restored(digits_run):

@@ -54,6 +54,24 @@ def test_record_run_is_a_reproducible_recording():
     np.testing.assert_array_equal(record_run(spec)["td"], rec["td"])
 
 
+def test_build_corpus_resumes_from_saved_runs(tmp_path, monkeypatch):
+    """Saved runs are loaded, not re-recorded, also when the spec leaves a field open (synthetic size)."""
+    from interpretdl_noise.detector_training import corpus
+
+    specs = plan_corpus([("synthetic", "mlp", 1), ("iris", "mlp", 1)], seed=3, epochs=(4, 6))
+    assert specs[0].n_samples is None
+    first = build_corpus(specs, out_dir=tmp_path, progress=False)
+
+    def must_not_record(*args, **kwargs):
+        raise AssertionError("a saved run was recorded again")
+
+    monkeypatch.setattr(corpus, "record_run", must_not_record)
+    again = build_corpus(specs, out_dir=tmp_path, progress=False)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a["td"], b["td"])
+        np.testing.assert_array_equal(a["label_flip"], b["label_flip"])
+
+
 def test_sources_and_models():
     digits = load_source("digits")
     assert digits.x.shape == (1797, 64) and digits.image_shape == (1, 8, 8)
@@ -111,6 +129,20 @@ def test_fine_tune_shipped_detector_and_save(tmp_path, tiny_corpus):
     np.testing.assert_allclose(again.predict_curves(curves), BHDFInterpreter(detector=det).predict_curves(curves))
     with pytest.raises(ValueError, match=".pdparams"):
         save_detector(det, tmp_path / "mine.bin")
+
+
+def test_validation_holds_out_whole_recordings_when_there_are_enough():
+    rng = np.random.default_rng(0)
+    runs = []
+    for r in range(12):
+        flips = rng.random(60) < 0.3
+        curves = np.clip(rng.normal(0.7 - 0.4 * flips[:, None], 0.15, size=(60, 10)), 0, 1)
+        runs.append((curves, flips))
+    _, hist = train_detector(runs, epochs=1, seed=0, progress=False)
+    assert hist["val_split"] == "run" and hist["n_val"] == 60 and hist["n_train"] == 11 * 60
+    assert 0.5 < hist["epochs"][0]["val_auroc"] <= 1.0
+    _, hist = train_detector(runs[:9], epochs=1, seed=0, progress=False)
+    assert hist["val_split"] == "sample" and hist["n_val"] == 54
 
 
 def test_train_detector_rejects_bad_input():

@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="the .pdparams file to write")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="corpus size: 'default' (the shipped weights, ~10 min on 2 cores) or 'quick' (< 1 min)")
+                   help="corpus size: 'default' (the shipped weights, ~33 min on 2 cores) or 'quick' (< 1 min)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corpus plan and the training (default 0)")
     p.add_argument("--train-epochs", type=int, default=None, help="LSTM epochs (default: the preset's)")
     p.add_argument("--corpus-dir", type=Path, default=None,

@@ -273,7 +273,9 @@ def build_corpus(specs: Sequence[RunSpec], *, out_dir: Optional[PathLike] = None
         path = out / f"{spec.name(i)}.npz" if out is not None else None
         if path is not None and path.is_file():
             rec = load_training_dynamics(path)
-            if {k: rec.get("meta", {}).get(k) for k in spec.to_dict()} == spec.to_dict():
+            stored = rec.get("meta", {}) or {}
+            # fields the spec leaves open (None, e.g. a synthetic run's size) are fixed by the recording
+            if all(stored.get(k) == v for k, v in spec.to_dict().items() if v is not None):
                 records.append(rec)
                 continue
         rec = record_run(spec, device=device)

@@ -42,22 +42,27 @@ __all__ = [
 ]
 
 PRESETS: Dict[str, Dict[str, Any]] = {
-    # the shipped weights: about 10 minutes on two CPU cores
+    # the shipped weights: about 33 minutes on two CPU cores. Many short runs rather than a few large ones:
+    # the median-curve context must generalise across runs, so the number of distinct runs matters most.
     "default": {
-        "train_groups": [("digits", "mlp", 24), ("digits", "cnn", 10), ("synthetic", "mlp", 24),
-                         ("wine", "mlp", 8), ("iris", "mlp", 8)],
-        "holdout_groups": [("breast_cancer", "mlp", 6), ("mnist1d", "mlp", 6), ("mnist1d", "cnn", 6)],
-        "epochs": (10, 200), "rates": (0.1, 0.5), "train_epochs": 12, "batch_size": 256, "lr": 3e-3,
-        "max_per_run": 1000, "grid": DEFAULT_GRID,
+        "train_groups": [("digits", "mlp", 96), ("digits", "cnn", 40), ("synthetic", "mlp", 120),
+                         ("wine", "mlp", 32), ("iris", "mlp", 32)],
+        "holdout_groups": [("breast_cancer", "mlp", 12), ("mnist1d", "mlp", 12), ("mnist1d", "cnn", 12)],
+        "epochs": (10, 200), "rates": (0.1, 0.5), "train_epochs": 8, "batch_size": 256, "lr": 3e-3,
+        "max_per_run": 500, "grid": DEFAULT_GRID, "context": True,
     },
     # a smoke test of the whole pipeline in well under a minute
     "quick": {
         "train_groups": [("digits", "mlp", 3), ("synthetic", "mlp", 3), ("wine", "mlp", 2)],
         "holdout_groups": [("breast_cancer", "mlp", 2)],
         "epochs": (6, 20), "rates": (0.1, 0.5), "train_epochs": 2, "batch_size": 256, "lr": 3e-3,
-        "max_per_run": 400, "grid": DEFAULT_GRID,
+        "max_per_run": 400, "grid": DEFAULT_GRID, "context": True,
     },
 }
+
+
+MIN_RUNS_FOR_RUN_SPLIT = 10
+"""With at least this many training recordings, validation holds out whole recordings."""
 
 
 # --------------------------------------------------------------------------- data
@@ -76,14 +81,14 @@ def _curves_and_flips(item) -> Tuple[np.ndarray, np.ndarray]:
     return curves, flips
 
 
-def _stack(records: Iterable, grid: Optional[int], center: bool, max_per_run: Optional[int],
+def _stack(records: Iterable, grid: Optional[int], center: bool, context: bool, max_per_run: Optional[int],
            rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs, ys, runs = [], [], []
     for item in records:
         curves, flips = _curves_and_flips(item)
         if grid is None and xs and curves.shape[1] != xs[0].shape[1]:
             raise ValueError("grid=None needs recordings of one length; use a grid to mix lengths")
-        curves = prepare_curves(curves, grid, center)          # centred on the whole recording
+        curves = prepare_curves(curves, grid, center, context)  # relative to the whole recording
         if max_per_run is not None and curves.shape[0] > max_per_run:
             keep = np.sort(rng.choice(curves.shape[0], size=int(max_per_run), replace=False))
             curves, flips = curves[keep], flips[keep]
@@ -102,7 +107,8 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> Dict[str, float]:
 
 
 # --------------------------------------------------------------------------- training
-def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, center: bool = True, epochs: int = 10,
+def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, center: bool = True,
+                   context: bool = True, epochs: int = 10,
                    batch_size: int = 256, lr: float = 3e-3, seed: int = 0, val_fraction: float = 0.1,
                    max_per_run: Optional[int] = None, detector: Optional[LSTMDetector] = None,
                    device: str = "cpu",
@@ -120,6 +126,9 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
     center : bool, default=True
         Centre every recording's curves on its per-epoch median before training (see
         :func:`~interpretdl_noise.interpreter.bhdf.center_dynamics`); stored as ``detector.center``.
+    context : bool, default=True
+        Prefix every curve with its recording's median curve (see
+        :func:`~interpretdl_noise.interpreter.bhdf.prepare_curves`); stored as ``detector.context``.
     epochs : int, default=10
         Passes over the training curves.
     batch_size : int, default=256
@@ -129,8 +138,9 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
         Seeds the weight initialisation (Paddle's RNG inside a scope that restores it), the
         subsampling, the validation split and the batch order.
     val_fraction : float, default=0.1
-        Fraction of curves (by sample) kept out to pick the best epoch by validation AUROC. ``0``
-        keeps the last epoch.
+        Fraction kept out to pick the best epoch by validation AUROC: of whole recordings when there
+        are at least 10 (the chosen checkpoint is then the one that transfers to unseen runs, not the one
+        that best memorises the training runs), else of curves. ``0`` keeps the last epoch.
     max_per_run : int, optional
         Use at most this many (random) curves of each recording, so large runs do not dominate.
     detector : LSTMDetector, optional
@@ -144,29 +154,39 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
     detector : LSTMDetector
         In eval mode, holding the best checkpoint.
     history : dict
-        ``epochs`` (per-epoch ``train_loss``, ``val_loss``, ``val_auroc``, ``val_ap``), ``best_epoch``,
-        ``n_train``, ``n_val``, ``noise_fraction`` and ``seconds``.
+        ``epochs`` (per-epoch ``train_loss``, ``val_loss``, ``val_auroc``, ``val_ap``; with a split by
+        recording the metrics are means over the validation recordings), ``best_epoch``, ``val_split``
+        (``'run'`` or ``'sample'``), ``n_train``, ``n_val``, ``noise_fraction`` and ``seconds``.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if int(epochs) < 1 or int(batch_size) < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     rng = np.random.default_rng(seed)
-    x, y, _ = _stack(records, grid, center, max_per_run, rng)
-    perm = rng.permutation(x.shape[0])
-    n_val = int(round(val_fraction * x.shape[0])) if val_fraction > 0 else 0
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    x, y, runs = _stack(records, grid, center, context, max_per_run, rng)
+    n_runs = int(runs.max()) + 1
+    by_run = n_runs >= MIN_RUNS_FOR_RUN_SPLIT
+    if by_run:
+        n_val_runs = max(1, int(round(val_fraction * n_runs))) if val_fraction > 0 else 0
+        is_val = np.isin(runs, rng.permutation(n_runs)[:n_val_runs])
+        val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+    else:
+        perm = rng.permutation(x.shape[0])
+        n_val = int(round(val_fraction * x.shape[0])) if val_fraction > 0 else 0
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+    n_val = int(val_idx.size)
     if train_idx.size == 0:
         raise ValueError("no curves left for training after the validation split")
     started = time.perf_counter()
     history: Dict[str, Any] = {"epochs": [], "best_epoch": None, "n_train": int(train_idx.size), "n_val": int(n_val),
-                               "noise_fraction": float(y.mean()), "grid": grid, "center": center}
+                               "noise_fraction": float(y.mean()), "grid": grid, "center": center,
+                               "context": context, "val_split": "run" if by_run else "sample"}
     steps = int(np.ceil(train_idx.size / batch_size)) * int(epochs)
     best_score, best_state = -np.inf, None
     with device_scope(resolve_device(device)):
         with paddle_seed(seed):
-            net = detector if detector is not None else LSTMDetector(grid=grid, center=center)
-        net.grid, net.center = grid, center
+            net = detector if detector is not None else LSTMDetector(grid=grid, center=center, context=context)
+        net.grid, net.center, net.context = grid, center, context
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(steps, 1))
         opt = paddle.optimizer.Adam(learning_rate=schedule, parameters=net.parameters(),
                                     grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
@@ -190,7 +210,12 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
                 eps = 1e-7
                 yv = y[val_idx]
                 row["val_loss"] = float(-np.mean(yv * np.log(p_val + eps) + (1 - yv) * np.log(1 - p_val + eps)))
-                row.update({f"val_{k}": v for k, v in _metrics(yv, p_val).items()})
+                if by_run:      # detectors rank within a recording: average the per-recording metrics
+                    rv = runs[val_idx]
+                    per_run = [_metrics(yv[rv == r], p_val[rv == r]) for r in np.unique(rv)]
+                    row.update({f"val_{k}": float(np.nanmean([m[k] for m in per_run])) for k in ("auroc", "ap")})
+                else:
+                    row.update({f"val_{k}": v for k, v in _metrics(yv, p_val).items()})
                 score = row["val_auroc"] if np.isfinite(row["val_auroc"]) else -row["val_loss"]
             else:
                 score = epoch
@@ -296,7 +321,7 @@ def evaluation_markdown(summary: "pandas.DataFrame", digits: int = 3) -> str:  #
 def save_detector(detector: LSTMDetector, path: PathLike, *, info: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``path`` (a ``.pdparams`` state dict), ``<path>.sha256`` and ``<stem>.json`` atomically.
 
-    The JSON holds ``grid`` and ``center`` (read back by :class:`BHDFInterpreter` with ``'auto'``) and
+    The JSON holds ``grid``, ``center`` and ``context`` (read back by :class:`BHDFInterpreter` with ``'auto'``) and
     ``info``.
     """
     path = Path(path)
@@ -307,7 +332,8 @@ def save_detector(detector: LSTMDetector, path: PathLike, *, info: Optional[Dict
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with atomic_path(path.with_name(path.name + ".sha256")) as tmp:
         tmp.write_text(f"{digest}  {path.name}\n")
-    meta = {"grid": detector.grid, "center": bool(getattr(detector, "center", False)), "sha256": digest}
+    meta = {"grid": detector.grid, "center": bool(getattr(detector, "center", False)),
+            "context": bool(getattr(detector, "context", False)), "sha256": digest}
     meta.update(info or {})
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
@@ -370,7 +396,8 @@ def build_detector(out: PathLike, *, preset: str = "default", seed: int = 0, cor
     holdout_records = build_corpus(holdout_specs, out_dir=cdir / "holdout" if cdir else None, device=device,
                                    progress=progress)
     corpus_seconds = time.perf_counter() - started
-    detector, history = train_detector(train_records, grid=settings["grid"], epochs=settings["train_epochs"],
+    detector, history = train_detector(train_records, grid=settings["grid"], context=settings["context"],
+                                       epochs=settings["train_epochs"],
                                        batch_size=settings["batch_size"], lr=settings["lr"], seed=seed,
                                        max_per_run=settings["max_per_run"], device=device, progress=progress)
     report: Dict[str, Any] = {

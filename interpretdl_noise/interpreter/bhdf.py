@@ -23,6 +23,16 @@ Relative to the recording
     data sets and models the detector never saw. A recording should therefore be scored as a whole.
     ``center=False`` feeds absolute probabilities, as InterpretDL does.
 
+With the run's context
+    Centring hides where the run itself is: whether the typical sample is still at 0.3 or already
+    memorised at 0.99, which decides which part of a curve separates wrong labels from hard ones (before
+    memorisation early epochs do, in an under-fitting run late ones). With ``context=True`` (the shipped
+    detector) the sequence the LSTM reads is the recording's median curve (``grid`` points) followed by
+    the sample's centred curve (``grid`` points): the same single input channel, ``2 * grid`` steps.
+    The median prefix is the same for every sample of a recording, so :class:`BHDFInterpreter` runs it
+    through the LSTM once and starts every sample from the resulting state; InterpretDL's ``LSTM`` fed
+    the full ``2 * grid`` sequence gives the same scores.
+
 Outputs
     :class:`LSTMDetector` returns **logits** (B, 2) (class 1 = mislabeled), which keeps training with
     cross-entropy numerically stable. :class:`LSTM` is the same network whose ``forward`` applies the
@@ -50,6 +60,7 @@ __all__ = [
     "resample_dynamics",
     "center_dynamics",
     "prepare_curves",
+    "split_context",
     "default_weights_path",
     "load_detector_weights",
     "check_state_dict",
@@ -123,7 +134,8 @@ def center_dynamics(curves) -> np.ndarray:
     return x - np.median(x, axis=0, keepdims=True)
 
 
-def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = True) -> np.ndarray:
+def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = True,
+                   context: bool = False) -> np.ndarray:
     """The detector's input: :func:`resample_dynamics` onto ``grid``, then :func:`center_dynamics`.
 
     Parameters
@@ -132,13 +144,32 @@ def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = Tr
         ``td[:, :, 0]`` of one whole recording.
     grid : int or None
     center : bool
+    context : bool, default=False
+        Prefix every row with the recording's per-epoch median curve (after resampling).
 
     Returns
     -------
-    ndarray of shape (N, G) (or (N, E) with ``grid=None``), float32
+    ndarray of shape (N, T), float32
+        ``T = G`` (``E`` with ``grid=None``); ``2 T`` with ``context``: ``[:, :T]`` is the median curve
+        (identical rows), ``[:, T:]`` the (centred) sample curve.
     """
     x = resample_dynamics(curves, grid)
-    return center_dynamics(x) if center else x
+    if not (center or context):
+        return x
+    median = np.median(x, axis=0, keepdims=True)
+    body = x - median if center else x
+    if not context:
+        return body
+    return np.concatenate([np.broadcast_to(median, body.shape), body], axis=1)
+
+
+def split_context(prepared: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Split :func:`prepare_curves` output made with ``context=True`` into (median prefix (T,), curves (N, T))."""
+    x = np.asarray(prepared)
+    if x.ndim != 2 or x.shape[1] % 2:
+        raise ValueError(f"expected prepared curves (N, 2 T) with a context prefix, got shape {x.shape}")
+    half = x.shape[1] // 2
+    return x[0, :half], x[:, half:]
 
 
 # --------------------------------------------------------------------------- the network
@@ -160,23 +191,37 @@ class LSTMDetector(paddle.nn.Layer):
     center : bool, default=True
         Whether it expects curves centred on the recording's per-epoch median (:func:`center_dynamics`);
         a plain attribute used by :class:`BHDFInterpreter` when ``center='auto'``.
+    context : bool, default=True
+        Whether it expects the recording's median curve as a prefix (see :func:`prepare_curves`); a plain
+        attribute used by :class:`BHDFInterpreter` when ``context='auto'``.
     """
 
     def __init__(self, input_size: int = 1, hidden_size: int = 64, num_layers: int = 2,
-                 grid: Optional[int] = DEFAULT_GRID, center: bool = True):
+                 grid: Optional[int] = DEFAULT_GRID, center: bool = True, context: bool = True):
         super().__init__()
         self.classifier = paddle.nn.Linear(in_features=hidden_size, out_features=2)
         self.lstm = paddle.nn.LSTM(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                                    time_major=False)
         self.grid = grid
         self.center = center
+        self.context = context
 
-    def logits(self, x):
-        """Logits of shape (B, 2) for curves ``x`` of shape (B, T) or (B, T, 1)."""
+    def logits(self, x, initial_states=None):
+        """Logits of shape (B, 2) for curves ``x`` of shape (B, T) or (B, T, 1).
+
+        ``initial_states``: optional LSTM ``(h, c)`` to start from, each (num_layers, B, hidden), e.g.
+        the state after a shared prefix (:meth:`prefix_state`).
+        """
         if len(x.shape) != 3:
             x = paddle.unsqueeze(x, axis=2)
-        out, _ = self.lstm(x)
+        out, _ = self.lstm(x, initial_states)
         return self.classifier(out[:, -1, :])
+
+    def prefix_state(self, prefix):
+        """LSTM state ``(h, c)`` after reading ``prefix`` of shape (T,) or (1, T): batch size 1."""
+        prefix = paddle.reshape(paddle.to_tensor(np.asarray(prefix, dtype=np.float32)), [1, -1, 1])
+        _, state = self.lstm(prefix)
+        return state
 
     def forward(self, x):
         """Logits of shape (B, 2); ``x`` has shape (B, T) or (B, T, 1)."""
@@ -345,6 +390,9 @@ class BHDFInterpreter(DatasetLevelInterpreter):
     center : bool or 'auto', default='auto'
         Centre curves on the recording's per-epoch median (:func:`center_dynamics`). ``'auto'`` follows
         the same rules as ``grid`` (``True`` for our weights, ``False`` for foreign detectors).
+    context : bool or 'auto', default='auto'
+        Prefix the recording's median curve (see :func:`prepare_curves`). ``'auto'`` follows the same
+        rules as ``grid`` (``True`` for our weights, ``False`` for foreign detectors).
     batch_size : int, default=256
         Curves per forward pass.
     detector_output : {'auto', 'logits', 'probabilities'}, default='auto'
@@ -366,7 +414,8 @@ class BHDFInterpreter(DatasetLevelInterpreter):
     """
 
     def __init__(self, detector=None, weights: Union[None, PathLike, str] = None, device: str = "cpu", *,
-                 grid: Union[int, None, str] = "auto", center: Union[bool, str] = "auto", batch_size: int = 256,
+                 grid: Union[int, None, str] = "auto", center: Union[bool, str] = "auto",
+                 context: Union[bool, str] = "auto", batch_size: int = 256,
                  detector_output: str = "auto", allow_unverified: bool = False):
         if detector_output not in OUTPUTS:
             raise ValueError(f"detector_output must be one of {OUTPUTS}, got {detector_output!r}")
@@ -377,6 +426,8 @@ class BHDFInterpreter(DatasetLevelInterpreter):
             raise ValueError(f"grid must be 'auto', None or a positive integer, got {grid!r}")
         if center not in ("auto", True, False):
             raise ValueError(f"center must be 'auto', True or False, got {center!r}")
+        if context not in ("auto", True, False):
+            raise ValueError(f"context must be 'auto', True or False, got {context!r}")
         info: Dict[str, Any] = {}
         self.weights_path: Optional[Path] = None
         user_grid = detector is not None and hasattr(detector, "grid")
@@ -390,18 +441,28 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         super().__init__(model=detector, device=device)
         self.detector = detector
         no_metadata = self.weights_path is not None and not user_grid
-        if no_metadata and ((grid == "auto" and "grid" not in info) or (center == "auto" and "center" not in info)):
-            warnings.warn(f"no metadata beside {self.weights_path}; assuming grid={DEFAULT_GRID}, center=True. Pass "
-                          "grid=None, center=False for detectors trained on raw curves (e.g. InterpretDL's original "
-                          "weights).", UserWarning, stacklevel=2)
+        if no_metadata and any(value == "auto" and key not in info
+                               for key, value in (("grid", grid), ("center", center))):
+            warnings.warn(f"no metadata beside {self.weights_path}; assuming this package's convention grid="
+                          f"{DEFAULT_GRID}, center=True, context=True. Pass grid=None, center=False, context=False "
+                          "for detectors trained on raw curves (e.g. InterpretDL's original weights).",
+                          UserWarning, stacklevel=2)
         if grid == "auto":
             grid = info["grid"] if "grid" in info else DEFAULT_GRID if no_metadata else getattr(detector, "grid", None)
         if center == "auto":
             center = info["center"] if "center" in info else True if no_metadata else getattr(detector, "center", False)
+        if context == "auto":
+            if "context" in info:
+                context = info["context"]
+            elif no_metadata:     # no JSON: this package's convention; a JSON without the key predates it
+                context = not info
+            else:
+                context = getattr(detector, "context", False)
         self.grid: Optional[int] = None if grid is None else int(grid)
         self.center = bool(center)
+        self.context = bool(context)
         if isinstance(detector, LSTMDetector) and self.weights_path is not None:
-            detector.grid, detector.center = self.grid, self.center
+            detector.grid, detector.center, detector.context = self.grid, self.center, self.context
         self.batch_size = int(batch_size)
         self.detector_output = detector_output
         self.weights_info = info
@@ -440,21 +501,35 @@ class BHDFInterpreter(DatasetLevelInterpreter):
             warnings.warn(f"the recording has {n_epochs} epochs; the detector is validated for "
                           f"{SUPPORTED_EPOCHS[0]}-{SUPPORTED_EPOCHS[1]} epochs, so scores may be less reliable",
                           UserWarning, stacklevel=2)
-        if self.center and x.shape[0] < 20:
+        if (self.center or self.context) and x.shape[0] < 20:
             warnings.warn(f"only {x.shape[0]} curves: the detector compares each sample with the recording's "
                           "median curve, so score whole recordings, not a few samples", UserWarning, stacklevel=2)
-        x = prepare_curves(x, self.grid, self.center)
+        x = prepare_curves(x, self.grid, self.center, self.context)
         kind = self._output_kind()
         logits_fn = self.detector.logits if kind == "logits" and hasattr(self.detector, "logits") else self.detector
+        # the median prefix is shared: read it once, then start every sample from that state
+        shared_prefix = self.context and isinstance(self.detector, LSTMDetector)
         out = np.empty((x.shape[0], 2), dtype=np.float32)
         was_training = getattr(self.detector, "training", False)
         if hasattr(self.detector, "eval"):
             self.detector.eval()
         try:
             with self.device_scope(), paddle.no_grad():
+                state = None
+                if shared_prefix:
+                    prefix, x = split_context(x)
+                    state = self.detector.prefix_state(prefix)
                 for start in range(0, x.shape[0], self.batch_size):
                     batch = paddle.to_tensor(x[start:start + self.batch_size, :, None])
-                    out[start:start + self.batch_size] = logits_fn(batch).numpy()
+                    if shared_prefix:
+                        size = batch.shape[0]
+                        initial = tuple(paddle.expand(t, [t.shape[0], size, t.shape[2]]) for t in state)
+                        logits = self.detector.logits(batch, initial)
+                        if kind != "logits":            # the LSTM variant returns probabilities
+                            logits = paddle.nn.functional.softmax(logits, axis=-1)
+                        out[start:start + size] = logits.numpy()
+                    else:
+                        out[start:start + self.batch_size] = logits_fn(batch).numpy()
         finally:
             if was_training:
                 self.detector.train()
