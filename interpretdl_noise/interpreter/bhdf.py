@@ -136,7 +136,10 @@ def center_dynamics(curves) -> np.ndarray:
 
 def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = True,
                    context: bool = False) -> np.ndarray:
-    """The detector's input: :func:`resample_dynamics` onto ``grid``, then :func:`center_dynamics`.
+    """The detector's input: :func:`resample_dynamics` onto ``grid``, :func:`center_dynamics`, median prefix.
+
+    The shipped detector expects ``grid=32, center=True, context=True`` (stored in its JSON); feed InterpretDL
+    ``prepare_curves(td[:, :, 0], 32, True, True)[:, :, None]`` to reproduce our scores with our weights.
 
     Parameters
     ----------
