@@ -21,13 +21,15 @@ from .interpreter.data_maps import DataMapsInterpreter
 from .interpreter.forgetting_events import ForgettingEventsInterpreter
 from .interpreter.loss_dynamics import LossDynamicsAnalyzer, LossDynamicsInterpreter, NoisyLabelCandidate
 from .layers import AuxiliaryNetwork, CoNALNetwork, NoiseAdaptationLayer, conal_loss
-from .recording import DynamicsRecorder, load_training_dynamics, save_training_dynamics, transform_dynamics
+from .recording import (DynamicsRecorder, MissingRecordingKey, Recording, load_training_dynamics,
+                        save_training_dynamics, transform_dynamics)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     # recording
+    "Recording", "MissingRecordingKey",
     "TrainingDynamics", "RecordTrainingDynamics", "DynamicsRecorder", "transform_dynamics",
     "load_training_dynamics", "save_training_dynamics",
     # interpreter bases

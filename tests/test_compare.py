@@ -188,16 +188,16 @@ def test_through_cli_main(npz, tmp_path, capsys):
 
 
 def test_compare_validates_the_recording_once(npz, monkeypatch):
-    from interpretdl_noise.interpreter import abc_interpreter
+    from interpretdl_noise.recording import recording as recording_module
 
     calls = []
-    original = abc_interpreter.validate_training_dynamics
+    original = recording_module.validate_training_dynamics
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(abc_interpreter, "validate_training_dynamics", counting)
+    monkeypatch.setattr(recording_module, "validate_training_dynamics", counting)
     td, labels, flips, _ = synthetic_record()
     result = compare_detectors({"td": td, "labels": labels, "label_flip": flips}, methods=RECORDING_ONLY,
                                plots=False)

@@ -8,14 +8,14 @@ suspicious sample is last (InterpretDL's convention).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from ..common.device import device_scope, resolve_device
 from ..common.file_utils import PathLike
 from ..common.metrics import detection_metrics
-from ..recording.npz import load_training_dynamics, validate_training_dynamics
+from ..recording.recording import Recording
 
 
 class Interpreter(ABC):
@@ -43,16 +43,17 @@ class Interpreter(ABC):
         """Run the interpretation algorithm."""
 
 
-def read_training_dynamics(training_dynamics: Optional[Mapping] = None,
-                           training_dynamics_path: Optional[PathLike] = None) -> Dict[str, Any]:
-    """Resolve exactly one of a recording mapping or a path into a validated dict."""
+def read_training_dynamics(training_dynamics: Optional[Any] = None,
+                           training_dynamics_path: Optional[PathLike] = None) -> Recording:
+    """Resolve exactly one of a recording (mapping, recorder or :class:`Recording`) or a path into a
+    validated :class:`~interpretdl_noise.recording.Recording` (a ``Recording`` is not checked again)."""
     given = (training_dynamics is not None) + (training_dynamics_path is not None)
     if given != 1:
         raise ValueError("give exactly one of training_dynamics (a mapping with key 'td', e.g. a loaded npz) "
                          f"or training_dynamics_path (an npz file); got {'both' if given == 2 else 'neither'}")
     if training_dynamics_path is not None:
-        return load_training_dynamics(training_dynamics_path)
-    return validate_training_dynamics(training_dynamics)
+        return Recording.load(training_dynamics_path)
+    return Recording.coerce(training_dynamics)
 
 
 class DatasetLevelInterpreter(Interpreter):
@@ -64,7 +65,7 @@ class DatasetLevelInterpreter(Interpreter):
 
     scores_: Optional[np.ndarray] = None
 
-    def interpret(self, training_dynamics: Optional[Mapping] = None,
+    def interpret(self, training_dynamics: Optional[Any] = None,
                   training_dynamics_path: Optional[PathLike] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Score every sample of one recording.
 
@@ -85,13 +86,13 @@ class DatasetLevelInterpreter(Interpreter):
         """
         return self.score_record(read_training_dynamics(training_dynamics, training_dynamics_path))
 
-    def score_record(self, record: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
-        """:meth:`interpret` on a recording that is already validated, without checking it again.
+    def score_record(self, record: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`interpret` on one recording in any accepted form; a :class:`Recording` is not checked again.
 
-        ``record`` must come from :func:`load_training_dynamics` or :func:`validate_training_dynamics`
-        (as in :func:`interpretdl_noise.compare_detectors`, which runs several detectors on one record;
-        validating a large recording costs about as much as scoring it). Returns ``(order, scores)``.
+        :func:`interpretdl_noise.compare_detectors` builds one ``Recording`` and passes it to every
+        detector (validating a large recording costs about as much as scoring it). Returns ``(order, scores)``.
         """
+        record = Recording.coerce(record)
         scores = np.asarray(self._score(record), dtype=np.float64).reshape(-1)
         if scores.shape[0] != record["td"].shape[0]:
             raise RuntimeError(f"{type(self).__name__} returned {scores.shape[0]} scores for "

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .._paddle import paddle
 from ..common.file_utils import PathLike
 from ..recording import DynamicsRecorder, load_training_dynamics, save_training_dynamics, transform_dynamics
-from ..recording.transform import dict_to_array
+from ..recording.transform import dict_to_array, recorder_arrays
 from .abc_interpreter import Interpreter
 
 RECORD_MODES = ("train", "eval")
@@ -194,19 +194,10 @@ class TrainingDynamics(Interpreter):
         """Normalise the accepted record types to ``(probs (N,E,C), targets (N,), ids (N,), extras)``."""
         extras: Dict[str, Any] = {}
         if isinstance(logits, DynamicsRecorder):
-            rec = logits
-            n_epochs = rec.epochs_recorded() or rec.n_epochs
-            probs = rec.probs[:, :n_epochs]  # unseen cells are still NaN from preallocation: no copy needed
-            ids = np.arange(rec.n_samples)
-            targets = rec.targets if assigned_targets is None else np.asarray(assigned_targets).reshape(-1)
-            if assigned_targets is None and (targets < 0).any():
-                raise ValueError(f"{int((targets < 0).sum())} sample(s) were never recorded, so their labels are "
-                                 f"unknown: sample ids {np.flatnonzero(targets < 0)[:10].tolist()}")
-            if rec.logits is not None:
-                extras["logits"] = rec.logits[:, :n_epochs]
-            if rec.losses is not None:
-                extras["losses"] = rec.losses[:, :n_epochs]
-            return probs, targets, ids, extras
+            if assigned_targets is None:
+                return recorder_arrays(logits)
+            probs, _, ids, extras = recorder_arrays(logits, check_targets=False)
+            return probs, np.asarray(assigned_targets).reshape(-1), ids, extras
         if isinstance(logits, Mapping):
             ids, probs = dict_to_array(logits)
         else:

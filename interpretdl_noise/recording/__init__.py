@@ -4,9 +4,12 @@ Shapes used throughout: ``N`` samples, ``E`` epochs, ``C`` classes.
 """
 from .npz import load_training_dynamics, save_training_dynamics, validate_training_dynamics
 from .recorder import DynamicsRecorder
+from .recording import MissingRecordingKey, Recording
 from .transform import interpolate_missing, transform_dynamics
 
 __all__ = [
+    "Recording",
+    "MissingRecordingKey",
     "DynamicsRecorder",
     "interpolate_missing",
     "transform_dynamics",

@@ -177,3 +177,35 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
     for start in range(0, n, _TRANSFORM_CHUNK):
         _transform_block(probs, targets, ids, start, td, labels)
     return td, labels
+
+
+def recorder_arrays(recorder, *, check_targets: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """A :class:`~interpretdl_noise.recording.DynamicsRecorder`'s arrays, ready for :func:`transform_dynamics`.
+
+    Returns
+    -------
+    probs : ndarray of shape (N, E', C)
+        The recorded epochs (``E'`` = epochs in which anything was recorded); unseen cells are NaN.
+    targets : ndarray of shape (N,), int64
+    ids : ndarray of shape (N,), int64
+    extras : dict
+        ``logits`` (N, E', C) and ``losses`` (N, E') when the recorder kept them.
+
+    Raises
+    ------
+    ValueError
+        If a sample was never recorded, so its label is unknown (unless ``check_targets=False``, for
+        callers that supply the labels themselves).
+    """
+    n_epochs = recorder.epochs_recorded() or recorder.n_epochs
+    targets = np.asarray(recorder.targets)
+    if check_targets and (targets < 0).any():
+        missing = np.flatnonzero(targets < 0)
+        raise ValueError(f"{missing.size} sample(s) were never recorded, so their labels are unknown: sample ids "
+                         f"{missing[:10].tolist()}")
+    extras = {}
+    if recorder.logits is not None:
+        extras["logits"] = recorder.logits[:, :n_epochs]
+    if recorder.losses is not None:
+        extras["losses"] = recorder.losses[:, :n_epochs]
+    return recorder.probs[:, :n_epochs], targets, np.arange(recorder.n_samples), extras
