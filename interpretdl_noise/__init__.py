@@ -2,29 +2,45 @@
 
 Import it beside InterpretDL. Every detector scores samples so that a **higher score means more likely
 mislabeled**. Shapes: ``N`` samples, ``E`` epochs, ``C`` classes.
+
+The numpy core (recordings, the numpy detectors, ``compare_detectors``, metrics, plots) is imported here
+and works without Paddle. What runs a Paddle model (recording, the BHDF network, CoNAL, the callbacks,
+detector training) is imported on first use; without Paddle that use raises an ``ImportError`` naming the
+``[cpu]`` / ``[gpu]`` extras.
 """
-from . import _paddle  # noqa: F401  (fails early, naming the [cpu] / [gpu] extras, when paddle is missing)
-from .callbacks import AUMCallback, LabelTracker, RecordTrainingDynamics
+import warnings as _warnings
+
+from ._lazy import lazy_exports
 from .common.metrics import detection_metrics
 from .compare import ComparisonResult, compare_detectors
-from .crowd import (CoNAL, CrowdSimulation, DawidSkeneResult, dawid_skene, majority_vote, simulate_crowd,
-                    train_classifier)
-from .data import ArrayDataset, DatasetWithIndex, SeededBatchSampler, inject_label_noise, load_digits_arrays
-from .detector_training import build_corpus, build_detector, evaluate_detector, plan_corpus, train_detector
-from .interpreter import DatasetLevelInterpreter, Interpreter, SmallLossInterpreter, TrainingDynamics
-from .interpreter.aum import AUMCalculator, AUMInterpreter, AUMRecord
-from .interpreter.aum_threshold import (ThresholdResult, ThresholdSamplesDataset, aum_cutoff, combine_threshold_runs,
-                                       flag_below_cutoff, run_threshold_procedure, threshold_sample_indices)
-from .interpreter.bhdf import BHDFInterpreter, LSTMDetector, resample_dynamics
-from .interpreter.confident_learning import ConfidentLearning, ConfidentLearningInterpreter
-from .interpreter.data_maps import DataMapsInterpreter
-from .interpreter.forgetting_events import ForgettingEventsInterpreter
-from .interpreter.loss_dynamics import LossDynamicsAnalyzer, LossDynamicsInterpreter, NoisyLabelCandidate
-from .layers import AuxiliaryNetwork, CoNALNetwork, NoiseAdaptationLayer, conal_loss
+from .data import inject_label_noise
+from .interpreter import (AUMCalculator, AUMInterpreter, AUMRecord, BHDFInterpreter, ConfidentLearningInterpreter,
+                          DataMapsInterpreter, DatasetLevelInterpreter, ForgettingEventsInterpreter, Interpreter,
+                          LossDynamicsAnalyzer, LossDynamicsInterpreter, NoisyLabelCandidate, SmallLossInterpreter,
+                          prepare_curves, resample_dynamics)
+from .interpreter.registry import create_detector, detector_names
 from .recording import (DynamicsRecorder, MissingRecordingKey, Recording, load_training_dynamics,
                         save_training_dynamics, transform_dynamics)
 
 __version__ = "0.1.0"
+
+# Paddle-backed names, imported on first use
+_LAZY = {
+    "TrainingDynamics": ".interpreter.training_dynamics",
+    "LSTMDetector": ".interpreter.bhdf_network",
+    "RecordTrainingDynamics": ".callbacks.dynamics",
+    "AUMCallback": ".callbacks.aum",
+    "LabelTracker": ".callbacks.label_tracker",
+    **dict.fromkeys(["ThresholdSamplesDataset", "ThresholdResult", "threshold_sample_indices", "aum_cutoff",
+                     "flag_below_cutoff", "combine_threshold_runs", "run_threshold_procedure"],
+                    ".interpreter.aum_threshold"),
+    **dict.fromkeys(["plan_corpus", "build_corpus", "train_detector", "evaluate_detector", "build_detector"],
+                    ".detector_training"),
+    **dict.fromkeys(["NoiseAdaptationLayer", "AuxiliaryNetwork", "CoNALNetwork", "conal_loss"], ".layers"),
+    **dict.fromkeys(["CoNAL", "train_classifier", "simulate_crowd", "CrowdSimulation", "majority_vote",
+                     "dawid_skene", "DawidSkeneResult"], ".crowd"),
+    **dict.fromkeys(["ArrayDataset", "DatasetWithIndex", "SeededBatchSampler", "load_digits_arrays"], ".data"),
+}
 
 __all__ = [
     "__version__",
@@ -32,16 +48,16 @@ __all__ = [
     "Recording", "MissingRecordingKey",
     "TrainingDynamics", "RecordTrainingDynamics", "DynamicsRecorder", "transform_dynamics",
     "load_training_dynamics", "save_training_dynamics",
-    # interpreter bases
-    "Interpreter", "DatasetLevelInterpreter",
+    # interpreter bases and the detector registry
+    "Interpreter", "DatasetLevelInterpreter", "detector_names", "create_detector",
     # detectors (one module each in interpretdl_noise.interpreter)
-    "BHDFInterpreter", "LSTMDetector", "resample_dynamics",
+    "BHDFInterpreter", "LSTMDetector", "resample_dynamics", "prepare_curves",
     "AUMInterpreter", "AUMCalculator", "AUMRecord", "AUMCallback",
     "ThresholdSamplesDataset", "ThresholdResult", "threshold_sample_indices", "aum_cutoff", "flag_below_cutoff",
     "combine_threshold_runs", "run_threshold_procedure",
     "LossDynamicsAnalyzer", "LossDynamicsInterpreter", "NoisyLabelCandidate",
     "ForgettingEventsInterpreter", "DataMapsInterpreter", "SmallLossInterpreter",
-    "ConfidentLearningInterpreter", "ConfidentLearning",
+    "ConfidentLearningInterpreter",
     # comparing detectors
     "compare_detectors", "ComparisonResult", "detection_metrics",
     # training the BHDF detector
@@ -54,3 +70,13 @@ __all__ = [
     # data
     "ArrayDataset", "DatasetWithIndex", "SeededBatchSampler", "inject_label_noise", "load_digits_arrays",
 ]
+
+_lazy_getattr, __dir__ = lazy_exports(__name__, _LAZY, [n for n in __all__ if n not in _LAZY])
+
+
+def __getattr__(name: str):
+    if name == "ConfidentLearning":  # the one old alias, kept for code written against 0.1.0
+        _warnings.warn("interpretdl_noise.ConfidentLearning is deprecated; use ConfidentLearningInterpreter",
+                       DeprecationWarning, stacklevel=2)
+        return ConfidentLearningInterpreter
+    return _lazy_getattr(name)

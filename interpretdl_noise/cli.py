@@ -25,8 +25,25 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Find mislabeled training samples from training dynamics.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # e.g. no Paddle: the numpy commands (detect, compare) still work
+            _add_unavailable(sub, name.rsplit(".", 1)[-1].replace("_", "-"), exc)
+            continue
+        module.add_parser(sub)
     return parser
+
+
+def _add_unavailable(sub, command: str, error: ImportError) -> None:
+    """A sub-command whose module cannot be imported: it parses anything and fails with the import's hint."""
+    parser = sub.add_parser(command, help=f"(unavailable: {str(error).splitlines()[0]})", add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def fail(args):
+        print(f"interpretdl-noise {command}: error: {error}", file=sys.stderr)
+        return 2
+
+    parser.set_defaults(func=fail)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

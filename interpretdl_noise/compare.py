@@ -3,9 +3,10 @@
 :func:`compare_detectors` is the Python API behind ``interpretdl-noise compare``. With the recording's
 ``label_flip`` it measures each detector (AUROC, AP, precision / recall / F1 at the true noise count and
 at the top ``k``); without it, it reports how much the detectors agree on their top ``k``. Detectors
-that cannot run (module not available yet, a missing recording key such as ``losses``, a missing
-optional dependency, or ``confident_learning`` without raw data) are listed with the reason instead of
-failing the comparison.
+that cannot run (a missing recording key such as ``labels``, a missing optional dependency or Paddle,
+or ``confident_learning`` without raw data) are listed with the reason instead of failing the comparison.
+A recording without ``losses`` (e.g. InterpretDL's) still runs the loss-based detectors on the
+cross-entropy derived from ``td``; their status carries a note saying so.
 
 ``confident_learning`` is the only detector that needs the raw training data: pass ``x`` (and
 optionally ``y``) from Python; the command line compares recording-only detectors.
@@ -27,15 +28,15 @@ from tqdm.auto import tqdm
 
 from .common.file_utils import PathLike, atomic_path
 from .common.metrics import detection_metrics, top_k_mask
-from .interpreter.abc_interpreter import read_training_dynamics
 from .interpreter.registry import (
     DetectorNotApplicable,
     applicability,
+    detector_class,
     detector_names,
     detector_note,
-    get_spec,
     run_detector,
 )
+from .recording.recording import Recording
 
 __all__ = [
     "ComparisonResult",
@@ -81,7 +82,7 @@ class ComparisonResult:
     agreement: pd.DataFrame
     rank_correlation: pd.DataFrame
     k: int
-    record: dict[str, Any] = field(repr=False, default_factory=dict)
+    record: Recording | None = field(repr=False, default=None)
     files: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -141,16 +142,16 @@ def default_k(n: int) -> int:
     return max(1, round(0.1 * n))
 
 
-def ranked_table(scores, record: Mapping[str, Any]) -> pd.DataFrame:
+def ranked_table(scores, record: Any) -> pd.DataFrame:
     """Samples sorted from most to least suspicious.
 
     Parameters
     ----------
     scores : array-like of shape (N,)
         Higher = more likely mislabeled.
-    record : mapping
-        The recording: ``sample_ids`` (default ``0..N-1``) and ``labels[:, 0]`` (the given label; -1 when
-        the recording has no ``labels``).
+    record : Recording or any form :meth:`Recording.coerce` accepts
+        Gives ``sample_ids`` (default ``0..N-1``) and the assigned labels (-1 when the recording has no
+        ``labels``).
 
     Returns
     -------
@@ -159,15 +160,18 @@ def ranked_table(scores, record: Mapping[str, Any]) -> pd.DataFrame:
         row first).
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    rec = Recording.coerce(record)
     n = scores.shape[0]
-    ids = np.asarray(record.get("sample_ids", np.arange(n))).reshape(-1)
-    given = np.asarray(record["labels"])[:, 0].astype(np.int64) if "labels" in record else np.full(n, -1)
+    if n != rec.n_samples:
+        raise ValueError(f"{n} scores for a recording of {rec.n_samples} samples")
+    ids = rec.sample_ids
+    given = rec.assigned_labels if rec.assigned_labels is not None else np.full(n, -1, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
     return pd.DataFrame({"sample_id": ids[order], "given_label": given[order], "score": scores[order],
                          "rank": np.arange(1, n + 1)})
 
 
-def write_ranked_csv(scores, record: Mapping[str, Any], path: PathLike) -> Path:
+def write_ranked_csv(scores, record: Any, path: PathLike) -> Path:
     """Write :func:`ranked_table` to ``path`` atomically; return the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -210,7 +214,7 @@ def _metrics_row(scores: np.ndarray, flips: np.ndarray, k: int) -> dict[str, flo
     return row
 
 
-def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence[str] | None = None,
+def compare_detectors(recording: Any, methods: Sequence[str] | None = None,
                       out_dir: PathLike | None = None, *, k: int | None = None, x=None, y=None,
                       detector_kwargs: Mapping[str, Mapping[str, Any]] | None = None, plots: bool = True,
                       progress: bool = True) -> ComparisonResult:
@@ -218,8 +222,8 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
 
     Parameters
     ----------
-    recording : mapping or path
-        A loaded recording (``td`` of shape (N, E, C), ...) or an npz path.
+    recording : Recording, path, mapping or DynamicsRecorder
+        Any form :meth:`Recording.coerce` accepts (``td`` of shape (N, E, C), ...); validated once.
     methods : sequence of str, optional
         Registry names (see :func:`~interpretdl_noise.interpreter.registry.detector_names`); default all.
         Requested detectors that cannot run are reported in ``status`` with the reason.
@@ -235,7 +239,7 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
         Raw training inputs, needed only by ``confident_learning``. Row ``i`` of the recording is
         ``x[sample_ids[i]]`` (or ``x[i]`` without ``sample_ids``).
     y : array-like, optional
-        Given labels for ``confident_learning``; default the recording's ``labels[:, 0]``.
+        Given labels for ``confident_learning``; default the recording's assigned labels.
     detector_kwargs : mapping of name -> dict, optional
         Constructor arguments per detector, e.g. ``{"confident_learning": {"epochs": 20}}``.
     plots : bool, default=True
@@ -249,12 +253,11 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
         ``.metrics`` (DataFrame), ``.to_dict()`` (the metrics.json content), ``.scores``, ``.status``,
         ``.agreement``; ``.summary()`` is the printed table.
     """
-    record = read_training_dynamics(recording if isinstance(recording, Mapping) else None,
-                                    None if isinstance(recording, Mapping) else recording)
-    n = record["td"].shape[0]
+    record = Recording.coerce(recording)
+    n = record.n_samples
     names = detector_names() if methods is None else list(methods)
     for name in names:
-        get_spec(name)  # ValueError listing the valid names
+        detector_class(name)  # ValueError listing the valid names
     if len(set(names)) != len(names):
         raise ValueError(f"methods lists a detector twice: {names}")
     unknown = set(detector_kwargs or {}) - set(detector_names())
@@ -273,9 +276,9 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
             status[name] = {"status": "not applicable", "reason": reason}
             continue
         start = time.perf_counter()
+        params = dict((detector_kwargs or {}).get(name, {}))
         try:
-            s = run_detector(name, record, x=x, y=y, record_validated=True,  # validated once, above
-                             **dict((detector_kwargs or {}).get(name, {})))
+            s = run_detector(name, record, x=x, y=y, **params)
         except DetectorNotApplicable as exc:
             status[name] = {"status": "not applicable", "reason": exc.reason}
             continue
@@ -288,14 +291,13 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
             continue
         scores[name] = s
         status[name] = {"status": "ran", "seconds": time.perf_counter() - start}
-        note = detector_note(name, record)
+        note = detector_note(name, record, **params)
         if note:
             status[name]["note"] = note
 
-    flips = record.get("label_flip")
-    usable_flips = flips is not None and 0 < int(np.sum(flips)) < n
+    flips = record.label_flip
     metrics = None
-    if usable_flips and scores:
+    if record.has_usable_flips and scores:
         rows = {name: {**_metrics_row(s, flips, k), "seconds": status[name]["seconds"]} for name, s in scores.items()}
         metrics = pd.DataFrame.from_dict(rows, orient="index")[METRIC_COLUMNS]
         metrics.index.name = "detector"
@@ -341,13 +343,13 @@ def _write_report(result: ComparisonResult, out: Path, *, plots: bool) -> dict[s
                                                    float_format="%.6g")
     if not plots:
         return files
-    flips = record.get("label_flip")
+    flips = record.label_flip
     if result.metrics is not None:
         files["roc_pr.png"] = out / "roc_pr.png"
         plot_roc_pr(result.scores, flips, save_path=files["roc_pr.png"])
         files["score_histograms.png"] = out / "score_histograms.png"
         plot_score_histograms(result.scores, flips, save_path=files["score_histograms.png"])
-    stats = data_map_statistics(record["td"], record.get("labels"))
+    stats = data_map_statistics(record.td, record.labels)
     if result.metrics is not None:
         flagged, label = np.asarray(flips, dtype=bool), "known mislabeled"
     elif result.scores:

@@ -11,7 +11,8 @@ from interpretdl_noise.commands import compare as compare_cmd
 from interpretdl_noise.commands import detect as detect_cmd
 from interpretdl_noise.compare import compare_detectors, ranked_table, topk_agreement
 from interpretdl_noise.interpreter import registry
-from interpretdl_noise.interpreter.registry import DetectorNotApplicable, DetectorSpec
+from interpretdl_noise.interpreter.abc_interpreter import LOSSES_DERIVED_NOTE, DatasetLevelInterpreter
+from interpretdl_noise.interpreter.registry import DetectorNotApplicable
 
 N, E, C = 120, 10, 4
 FLIPPED = [5, 17, 60, 61, 90, 111]
@@ -46,31 +47,71 @@ def test_registry_names_and_unknown():
         registry.get_spec("nope")
 
 
-def test_registry_reports_missing_module_class_and_inputs(monkeypatch):
-    fake = dict(registry.DETECTORS)
-    fake["ghost"] = DetectorSpec("ghost", "interpretdl_noise.interpreter.not_written_yet", "Ghost", "missing")
-    fake["noclass"] = DetectorSpec("noclass", "interpretdl_noise.interpreter.small_loss", "Nope", "missing class")
-    monkeypatch.setattr(registry, "DETECTORS", fake)
+def test_registry_reports_unavailable_detectors(monkeypatch):
+    class Ghost(DatasetLevelInterpreter, register=False):
+        """Stands for a detector whose optional dependency is not installed."""
+
+        name, summary = "ghost", "missing dependency"
+
+        def __init__(self):
+            raise ImportError("ghost needs the package 'ghostlib'")
+
+        def _score(self, record):
+            return record.td[:, 0, 0]
+
+    class NoLogits(DatasetLevelInterpreter, register=False):
+        name, summary, requires = "nologits", "needs logits", ("logits",)
+
+        def _score(self, record):
+            return record.logits[:, 0, 0]
+
+    monkeypatch.setitem(registry._REGISTRY, "ghost", Ghost)
+    monkeypatch.setitem(registry._REGISTRY, "nologits", NoLogits)
     td, labels, flips, _ = synthetic_record()
     record = {"td": td, "labels": labels, "label_flip": flips}
-    assert "not_written_yet not found" in registry.applicability("ghost", record)
-    assert "has no class Nope" in registry.applicability("noclass", record)
-    with pytest.raises(DetectorNotApplicable, match="ghost: not applicable"):
+    assert registry.applicability("nologits", record) == ("recording has no 'logits' (nologits needs it; record "
+                                                          "with keep_logits=True)")
+    with pytest.raises(DetectorNotApplicable, match="ghost: not applicable: ghost needs the package 'ghostlib'"):
         registry.run_detector("ghost", record)
     assert "needs the raw training data" in registry.applicability("confident_learning", record)
-    result = compare_detectors(record, methods=["ghost", "noclass", "small_loss"], progress=False)
+    result = compare_detectors(record, methods=["ghost", "nologits", "small_loss"], progress=False)
     assert result.status["ghost"]["status"] == "not applicable"
+    assert result.status["nologits"]["status"] == "not applicable"
     assert list(result.scores) == ["small_loss"]
     assert "ghost: not applicable" in result.summary()
+    # a module that failed to import during discovery is named when its detector is asked for
+    monkeypatch.setitem(registry._IMPORT_ERRORS, "interpretdl_noise.interpreter.broken", "ImportError: no ghostlib")
+    with pytest.raises(ValueError, match="unknown detector 'broken'.*interpreter.broken failed to import"):
+        registry.create_detector("broken")
 
 
-def test_ema_needs_losses():
-    if registry.applicability("ema") is not None:
-        pytest.skip(f"ema not available: {registry.applicability('ema')}")
-    td = synthetic_record()[0]
-    assert registry.applicability("ema", {"td": td}) == "recording has no 'losses' (record with keep_losses=True)"
+def test_ema_needs_labels_and_derives_missing_losses():
+    td, labels, flips, _ = synthetic_record()
+    assert registry.applicability("ema", {"td": td}) == ("recording has no 'labels' (ema needs it; save the "
+                                                         "recording with its labels)")
+    assert registry.applicability("ema", {"td": td, "labels": labels}) is None
     td, _labels, _flips, extras = synthetic_record(losses=True)
-    assert registry.applicability("ema", {"td": td, **extras}) is None
+    assert registry.applicability("ema", {"td": td, **extras}) is not None  # losses but no labels
+    assert registry.applicability("ema", {"td": td, "labels": labels, **extras}) is None
+
+
+def test_compare_runs_ema_on_td_only_and_refuses_it_without_labels():
+    td, labels, flips, extras = synthetic_record(losses=True)
+    # losses but no labels: not applicable (it used to be reported as failed)
+    result = compare_detectors({"td": td, "losses": extras["losses"]}, methods=["ema", "small_loss"],
+                               progress=False)
+    assert result.status["ema"]["status"] == "not applicable" and "no 'labels'" in result.status["ema"]["reason"]
+    # InterpretDL's layout (td, labels, label_flip): EMA runs on -log td[:, :, 0] and says so
+    result = compare_detectors({"td": td, "labels": labels, "label_flip": flips},
+                               methods=["ema", "small_loss"],
+                               detector_kwargs={"small_loss": {"source": "loss"}}, progress=False)
+    assert result.status["ema"]["status"] == "ran" and result.status["ema"]["note"] == LOSSES_DERIVED_NOTE
+    assert result.status["small_loss"]["note"] == LOSSES_DERIVED_NOTE
+    assert result.metrics.loc["ema", "auroc"] == 1.0
+    assert f"ema: note: {LOSSES_DERIVED_NOTE}" in result.summary()
+    # with recorded losses there is no note
+    with_losses = compare_detectors({"td": td, "labels": labels, **extras}, methods=["ema"], progress=False)
+    assert "note" not in with_losses.status["ema"]
 
 
 def test_compare_writes_report_with_label_flip(npz, tmp_path):
@@ -183,7 +224,9 @@ def test_through_cli_main(npz, tmp_path, capsys):
     assert pd.read_csv(out).shape == (N, 4)
     assert cli.main(["compare", str(npz), "--out", str(tmp_path / "cmp"), "--methods", "small_loss", "--quiet"]) == 0
     capsys.readouterr()
-    assert cli.main(["detect", str(npz), "--method", "ema"]) == 2  # no losses in this recording
+    assert cli.main(["detect", str(npz), "--method", "ema", "--out", str(out)]) == 0  # losses derived from td
+    assert f"ema: note: {LOSSES_DERIVED_NOTE}" in capsys.readouterr().out
+    assert cli.main(["detect", str(npz), "--method", "confident_learning"]) == 2  # needs the raw data
     assert "not applicable" in capsys.readouterr().err
 
 

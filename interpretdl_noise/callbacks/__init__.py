@@ -1,6 +1,7 @@
-"""``paddle.Model.fit`` callbacks: training-dynamics recording (and, beside it, label tracking)."""
-from .aum import AUMCallback
-from .dynamics import RecordTrainingDynamics
-from .label_tracker import LabelTracker
+"""``paddle.Model.fit`` callbacks: training-dynamics recording, AUM and label tracking (need Paddle, imported on use)."""
+from .._lazy import lazy_exports
+
+_LAZY = {"AUMCallback": ".aum", "RecordTrainingDynamics": ".dynamics", "LabelTracker": ".label_tracker"}
 
 __all__ = ["RecordTrainingDynamics", "LabelTracker", "AUMCallback"]
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, [])

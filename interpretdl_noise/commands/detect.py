@@ -7,8 +7,8 @@ import sys
 from ..common.file_utils import atomic_path
 from ..common.metrics import detection_metrics
 from ..compare import ranked_table
-from ..interpreter.abc_interpreter import read_training_dynamics
-from ..interpreter.registry import DetectorNotApplicable, detector_names, run_detector
+from ..interpreter.registry import DetectorNotApplicable, detector_names, detector_note, run_detector
+from ..recording.recording import Recording
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -17,7 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "detect", help="rank the samples of a recording with one detector (CSV)",
         description="Score every sample of a recording with one detector and write a CSV with columns "
                     "sample_id, given_label, score, rank (rank 1 = most suspicious; higher score = more likely "
-                    "mislabeled).")
+                    "mislabeled). Without --out the CSV goes to stdout and remarks (e.g. losses derived from td) "
+                    "to stderr.")
     parser.add_argument("recording", help="training_dynamics.npz")
     parser.add_argument("--method", required=True, choices=detector_names(), metavar="NAME",
                         help=f"detector: {', '.join(detector_names())}")
@@ -31,23 +32,27 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``detect`` for parsed ``args``; returns the exit status."""
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be a positive integer, got {args.top}")
-    record = read_training_dynamics(training_dynamics_path=args.recording)
+    record = Recording.load(args.recording)  # validated once; run_detector does not check it again
     try:
         scores = run_detector(args.method, record)
     except DetectorNotApplicable as exc:
         raise ValueError(str(exc)) from exc
+    note = detector_note(args.method, record)
     table = ranked_table(scores, record)
     if args.top is not None:
         table = table.head(args.top)
     if args.out is None:
         table.to_csv(sys.stdout, index=False, float_format="%.6g")
+        if note:
+            print(f"{args.method}: note: {note}", file=sys.stderr)
         return 0
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     line = f"{args.method}: ranked {len(scores)} samples -> {args.out}"
-    flips = record.get("label_flip")
-    if flips is not None and 0 < int(flips.sum()) < len(flips):
-        m = detection_metrics(scores, flips)
+    if record.has_usable_flips:
+        m = detection_metrics(scores, record.label_flip)
         line += f"  (AUROC {m['auroc']:.3f}, AP {m['ap']:.3f} against label_flip)"
+    if note:
+        line += f"\n{args.method}: note: {note}"
     print(line)
     return 0

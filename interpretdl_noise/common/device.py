@@ -1,4 +1,7 @@
-"""Device parsing and a scoped ``paddle.set_device`` that always restores the caller's device."""
+"""Device parsing and a scoped ``paddle.set_device`` that always restores the caller's device.
+
+Paddle is imported when a GPU is asked for or a scope is entered, so numpy-only detectors run without it.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +9,7 @@ import re
 import warnings
 from typing import Iterator
 
-from .._paddle import paddle
+from .._paddle import require_paddle
 
 _DEVICE_RE = re.compile(r"^(cpu|gpu(:\d+)?)$")
 
@@ -29,6 +32,7 @@ def resolve_device(device: str = "cpu") -> str:
         raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N', got {device!r}")
     device = device.strip().lower()
     if device.startswith("gpu"):
+        paddle = require_paddle()
         if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
             warnings.warn(f"device={device!r} was requested but Paddle has no usable CUDA GPU; using 'cpu'.",
                           UserWarning, stacklevel=2)
@@ -43,6 +47,7 @@ def device_scope(device: str) -> Iterator[str]:
 
     ``device`` should already be resolved with :func:`resolve_device`.
     """
+    paddle = require_paddle()
     previous = paddle.get_device()
     if previous == device:
         yield device

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Optional
 
-from .._paddle import paddle
+from .._paddle import require_paddle
 
 
 @contextlib.contextmanager
@@ -16,6 +16,7 @@ def paddle_seed(seed: Optional[int]) -> Iterator[None]:
     if seed is None:
         yield
         return
+    paddle = require_paddle()
     state = paddle.get_rng_state()
     cuda_state = paddle.get_cuda_rng_state() if paddle.is_compiled_with_cuda() else None
     paddle.seed(int(seed))  # seeds the CPU and every GPU generator

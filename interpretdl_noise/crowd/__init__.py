@@ -1,18 +1,30 @@
-"""Learning from crowd labels: CoNAL trainer, annotator simulation, aggregation baselines, peerannot I/O."""
-from .aggregate import DawidSkeneResult, dawid_skene, majority_vote, vote_counts
-from .conal_trainer import CoNAL, expected_calibration_error, train_classifier
-from .peerannot_io import (
-    PeerannotImageFolder,
-    answers_to_matrix,
-    load_answers,
-    matrix_to_answers,
-    read_metadata,
-    save_answers,
-    save_image_folder,
-    task_id_from_filename,
-    write_metadata,
-)
-from .simulate import CrowdSimulation, common_confusion_matrix, simulate_crowd
+"""Learning from crowd labels: CoNAL trainer, annotator simulation, aggregation baselines, peerannot I/O.
+
+Everything here reaches Paddle (the trainer, or peerannot's file layout), so names are imported on first use.
+"""
+from .._lazy import lazy_exports
+
+_LAZY = {
+    "CoNAL": ".conal_trainer",
+    "CrowdSimulation": ".simulate",
+    "DawidSkeneResult": ".aggregate",
+    "PeerannotImageFolder": ".peerannot_io",
+    "answers_to_matrix": ".peerannot_io",
+    "common_confusion_matrix": ".simulate",
+    "dawid_skene": ".aggregate",
+    "expected_calibration_error": ".conal_trainer",
+    "load_answers": ".peerannot_io",
+    "majority_vote": ".aggregate",
+    "matrix_to_answers": ".peerannot_io",
+    "read_metadata": ".peerannot_io",
+    "save_answers": ".peerannot_io",
+    "save_image_folder": ".peerannot_io",
+    "simulate_crowd": ".simulate",
+    "task_id_from_filename": ".peerannot_io",
+    "train_classifier": ".conal_trainer",
+    "vote_counts": ".aggregate",
+    "write_metadata": ".peerannot_io",
+}
 
 __all__ = [
     "CoNAL",
@@ -35,3 +47,4 @@ __all__ = [
     "vote_counts",
     "write_metadata",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, [])

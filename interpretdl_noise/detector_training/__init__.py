@@ -4,10 +4,28 @@ Shapes: ``N`` samples, ``E`` epochs, ``C`` classes. See :func:`build_detector` f
 (``interpretdl-noise train-detector``), or combine :func:`plan_corpus`, :func:`build_corpus`,
 :func:`train_detector` and :func:`evaluate_detector` to fine-tune on your own domain.
 """
-from .corpus import RunSpec, build_corpus, plan_corpus, record_run
-from .sources import MODELS, SOURCES, Source, available_sources, build_model, load_source
-from .train import (PRESETS, build_detector, evaluate_detector, evaluation_markdown,
-                    save_detector, summarize_evaluation, train_detector)
+from .._lazy import lazy_exports
+
+# Paddle-backed (recording runs, training the LSTM): imported on first use
+_LAZY = {
+    "MODELS": ".sources",
+    "PRESETS": ".train",
+    "RunSpec": ".corpus",
+    "SOURCES": ".sources",
+    "Source": ".sources",
+    "available_sources": ".sources",
+    "build_corpus": ".corpus",
+    "build_detector": ".train",
+    "build_model": ".sources",
+    "evaluate_detector": ".train",
+    "evaluation_markdown": ".train",
+    "load_source": ".sources",
+    "plan_corpus": ".corpus",
+    "record_run": ".corpus",
+    "save_detector": ".train",
+    "summarize_evaluation": ".train",
+    "train_detector": ".train",
+}
 
 __all__ = [
     "RunSpec",
@@ -28,3 +46,4 @@ __all__ = [
     "build_detector",
     "save_detector",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, [])

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..common.file_utils import PathLike, atomic_path
+from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 
 SampleId = Union[int, str]
@@ -629,6 +630,17 @@ class AUMInterpreter(DatasetLevelInterpreter):
     is computed from float16 ``td``, so close scores may tie.
     """
 
+    name = "aum"
+    summary = "area under the margin (Pleiss et al. 2020)"
+    prefers = ("logits",)
+    listing_order = 20
+
+    @classmethod
+    def note(cls, recording, **params):
+        if "logits" not in recording and params.get("source", "auto") != "probability":
+            return "no 'logits' in the recording: margins of the recorded probabilities are used"
+        return super().note(recording, **params)
+
     def __init__(self, source: str = "auto", skip_first_epoch: bool = False):
         super().__init__(model=None, device="cpu")
         if source not in MARGIN_SOURCES:
@@ -639,17 +651,15 @@ class AUMInterpreter(DatasetLevelInterpreter):
         self.margins_: np.ndarray | None = None
         self.source_: str | None = None
 
-    def _score(self, record: Mapping[str, Any]) -> np.ndarray:
-        has_logits = "logits" in record and "labels" in record
-        if self.source == "logits" and not has_logits:
-            missing = [k for k in ("logits", "labels") if k not in record]
-            raise ValueError(f"source='logits' needs a recording with {missing} (record with keep_logits=True), "
-                             "or use source='probability'")
+    def _score(self, record: Recording) -> np.ndarray:
+        has_logits = record.has("logits", "labels")
+        if self.source == "logits":
+            record.require("logits", "labels", needed_by="AUMInterpreter(source='logits')")
         if self.source != "probability" and has_logits:
-            margins = margins_over_epochs(record["logits"], np.asarray(record["labels"])[:, 0])
+            margins = margins_over_epochs(record.logits, record.assigned_labels)
             self.source_ = "logits"
         else:
-            margins = probability_margins(record["td"])
+            margins = probability_margins(record.td)
             self.source_ = "probability"
         self.margins_ = margins
         self.aum_ = area_under_margin(margins, skip_first_epoch=self.skip_first_epoch)

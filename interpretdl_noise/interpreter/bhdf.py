@@ -48,9 +48,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from .._paddle import paddle
 from ..common.file_utils import PathLike
 from ..common.state_dict import load_state_dict
+from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 
 __all__ = [
@@ -77,6 +77,15 @@ N_PARAMETERS = 50_562
 """Parameters of the detector: 2-layer LSTM(1 -> 64) + Linear(64 -> 2)."""
 WEIGHTS_FILE = "noise_detector_trained.pdparams"
 OUTPUTS = ("auto", "logits", "probabilities")
+
+
+def __getattr__(name: str):
+    # PEP 562: the Paddle network is imported on first use, so this module (and the registry) work without Paddle
+    if name in ("LSTMDetector", "LSTM"):
+        from . import bhdf_network
+
+        return getattr(bhdf_network, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- resampling (numpy core)
@@ -116,13 +125,15 @@ def resample_dynamics(curves, grid: Optional[int] = DEFAULT_GRID) -> np.ndarray:
     return (np.diff(area, axis=1) * (grid / n_epochs)).astype(np.float32)
 
 
-def center_dynamics(curves) -> np.ndarray:
+def center_dynamics(curves, median: Optional[np.ndarray] = None) -> np.ndarray:
     """Subtract the per-epoch median over samples: ``x[i, e] - median_j x[j, e]``.
 
     Parameters
     ----------
     curves : array-like of shape (N, E)
         All samples of one recording (the median is taken over them).
+    median : ndarray of shape (1, E), optional
+        That median when the caller already has it.
 
     Returns
     -------
@@ -131,7 +142,7 @@ def center_dynamics(curves) -> np.ndarray:
     x = np.asarray(curves, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"curves must have shape (N, E), got {x.shape}")
-    return x - np.median(x, axis=0, keepdims=True)
+    return x - (np.median(x, axis=0, keepdims=True) if median is None else median)
 
 
 def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = True,
@@ -160,7 +171,7 @@ def prepare_curves(curves, grid: Optional[int] = DEFAULT_GRID, center: bool = Tr
     if not (center or context):
         return x
     median = np.median(x, axis=0, keepdims=True)
-    body = x - median if center else x
+    body = center_dynamics(x, median) if center else x
     if not context:
         return body
     return np.concatenate([np.broadcast_to(median, body.shape), body], axis=1)
@@ -173,70 +184,6 @@ def split_context(prepared: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected prepared curves (N, 2 T) with a context prefix, got shape {x.shape}")
     half = x.shape[1] // 2
     return x[0, :half], x[:, half:]
-
-
-# --------------------------------------------------------------------------- the network
-class LSTMDetector(paddle.nn.Layer):
-    """InterpretDL's BHDF network; ``forward`` returns logits (class 1 = mislabeled).
-
-    ``paddle.nn.LSTM(input_size, hidden_size, num_layers)`` reads the curve, the last time step's output
-    goes through ``Linear(hidden_size, 2)``. With the defaults it has 50,562 parameters named
-    ``lstm.weight_ih_l0`` ... ``lstm.bias_hh_l1``, ``classifier.weight``, ``classifier.bias``, exactly as
-    InterpretDL 0.8's ``LSTM``, so state dicts load in both directions.
-
-    Parameters
-    ----------
-    input_size, hidden_size, num_layers : int
-        Keep the defaults (1, 64, 2) for InterpretDL compatibility and the shipped weights.
-    grid : int or None, default=DEFAULT_GRID
-        The resampling grid this detector expects (see :func:`resample_dynamics`); ``None`` = raw
-        curves. Stored as a plain attribute and used by :class:`BHDFInterpreter` when ``grid='auto'``.
-    center : bool, default=True
-        Whether it expects curves centred on the recording's per-epoch median (:func:`center_dynamics`);
-        a plain attribute used by :class:`BHDFInterpreter` when ``center='auto'``.
-    context : bool, default=True
-        Whether it expects the recording's median curve as a prefix (see :func:`prepare_curves`); a plain
-        attribute used by :class:`BHDFInterpreter` when ``context='auto'``.
-    """
-
-    def __init__(self, input_size: int = 1, hidden_size: int = 64, num_layers: int = 2,
-                 grid: Optional[int] = DEFAULT_GRID, center: bool = True, context: bool = True):
-        super().__init__()
-        self.classifier = paddle.nn.Linear(in_features=hidden_size, out_features=2)
-        self.lstm = paddle.nn.LSTM(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
-                                   time_major=False)
-        self.grid = grid
-        self.center = center
-        self.context = context
-
-    def logits(self, x, initial_states=None):
-        """Logits of shape (B, 2) for curves ``x`` of shape (B, T) or (B, T, 1).
-
-        ``initial_states``: optional LSTM ``(h, c)`` to start from, each (num_layers, B, hidden), e.g.
-        the state after a shared prefix (:meth:`prefix_state`).
-        """
-        if len(x.shape) != 3:
-            x = paddle.unsqueeze(x, axis=2)
-        out, _ = self.lstm(x, initial_states)
-        return self.classifier(out[:, -1, :])
-
-    def prefix_state(self, prefix):
-        """LSTM state ``(h, c)`` after reading ``prefix`` of shape (T,) or (1, T): batch size 1."""
-        prefix = paddle.reshape(paddle.to_tensor(np.asarray(prefix, dtype=np.float32)), [1, -1, 1])
-        _, state = self.lstm(prefix)
-        return state
-
-    def forward(self, x):
-        """Logits of shape (B, 2); ``x`` has shape (B, T) or (B, T, 1)."""
-        return self.logits(x)
-
-
-class LSTM(LSTMDetector):
-    """Drop-in for InterpretDL's ``LSTM``: same parameters, ``forward`` returns softmax probabilities."""
-
-    def forward(self, x):
-        """Probabilities of shape (B, 2); column 1 is P(mislabeled)."""
-        return paddle.nn.functional.softmax(self.logits(x), axis=-1)
 
 
 # --------------------------------------------------------------------------- weights
@@ -416,6 +363,11 @@ class BHDFInterpreter(DatasetLevelInterpreter):
     >>> suspects = order[::-1][:20]                                                                    # doctest: +SKIP
     """
 
+    name = "bhdf"
+    summary = "LSTM on the assigned-label probability curve (Jia et al. 2023)"
+    needs_paddle = True
+    listing_order = 10
+
     def __init__(self, detector=None, weights: Union[None, PathLike, str] = None, device: str = "cpu", *,
                  grid: Union[int, None, str] = "auto", center: Union[bool, str] = "auto",
                  context: Union[bool, str] = "auto", batch_size: int = 256,
@@ -431,6 +383,8 @@ class BHDFInterpreter(DatasetLevelInterpreter):
             raise ValueError(f"center must be 'auto', True or False, got {center!r}")
         if context not in ("auto", True, False):
             raise ValueError(f"context must be 'auto', True or False, got {context!r}")
+        from .bhdf_network import LSTMDetector  # ImportError naming the [cpu] / [gpu] extras without Paddle
+
         info: Dict[str, Any] = {}
         self.weights_path: Optional[Path] = None
         user_grid = detector is not None and hasattr(detector, "grid")
@@ -474,6 +428,8 @@ class BHDFInterpreter(DatasetLevelInterpreter):
 
     # ------------------------------------------------------------------ scoring
     def _output_kind(self) -> str:
+        from .bhdf_network import LSTMDetector
+
         if self.detector_output != "auto":
             return self.detector_output
         # LSTMDetector and its softmax variant LSTM both expose .logits()
@@ -507,6 +463,9 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         if (self.center or self.context) and x.shape[0] < 20:
             warnings.warn(f"only {x.shape[0]} curves: the detector compares each sample with the recording's "
                           "median curve, so score whole recordings, not a few samples", UserWarning, stacklevel=2)
+        from .._paddle import paddle
+        from .bhdf_network import LSTMDetector
+
         x = prepare_curves(x, self.grid, self.center, self.context)
         kind = self._output_kind()
         logits_fn = self.detector.logits if kind == "logits" and hasattr(self.detector, "logits") else self.detector
@@ -545,8 +504,8 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         diff = (out[:, 1] - out[:, 0]).astype(np.float64)
         return 0.5 * (1.0 + np.tanh(0.5 * diff))
 
-    def _score(self, record: Dict[str, Any]) -> np.ndarray:
-        return self.predict_curves(record["td"][:, :, 0])
+    def _score(self, record: Recording) -> np.ndarray:
+        return self.predict_curves(record.td[:, :, 0])
 
     def evaluate(self, label_flip=None, *, k: Optional[int] = None,
                  threshold: Optional[float] = 0.5) -> Dict[str, float]:

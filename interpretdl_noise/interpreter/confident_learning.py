@@ -32,16 +32,15 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._paddle import paddle
+from .._paddle import require_paddle
 from ..common.seeding import paddle_seed
-from ..common.metrics import detection_metrics
-from .abc_interpreter import Interpreter
+from ..recording.recording import Recording
+from .abc_interpreter import DatasetLevelInterpreter
 
 __all__ = [
     "CLEANLAB_HINT",
     "FILTER_BY",
     "QUALITY_METHODS",
-    "ConfidentLearning",
     "ConfidentLearningInterpreter",
     "cross_val_pred_probs",
     "default_model",
@@ -73,7 +72,7 @@ def default_model(input_shape: Sequence[int], n_classes: int, *, hidden: int = 6
     ``(D,)``: MLP ``D -> hidden -> C`` with ReLU. ``(channels, H, W)``: a small CNN, 3x3 conv (8
     channels), ReLU, 2x2 max-pool, 3x3 conv (16 channels), ReLU, then a linear layer to ``C``.
     """
-    nn = paddle.nn
+    nn = require_paddle().nn
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 1:
         return nn.Sequential(nn.Linear(shape[0], hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
@@ -101,6 +100,7 @@ def fit_classifier(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, bat
     seed : int, default=0
         Seeds the batch order (numpy ``default_rng``). Runs on Paddle's current device.
     """
+    paddle = require_paddle()
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64).reshape(-1)
     rng = np.random.default_rng(seed)
@@ -122,6 +122,7 @@ def fit_classifier(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, bat
 
 def predict_proba(model, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
     """Softmax of ``model`` on ``x`` in eval mode, without gradients: ndarray of shape (N, C), float64."""
+    paddle = require_paddle()
     x = np.asarray(x, dtype=np.float32)
     was_training = model.training
     model.eval()
@@ -204,12 +205,12 @@ def cross_val_pred_probs(x, y, *, model_fn: Callable[[], Any] | None = None, n_s
     return probs
 
 
-class ConfidentLearningInterpreter(Interpreter):
+class ConfidentLearningInterpreter(DatasetLevelInterpreter):
     """Confident learning on raw data: K-fold Paddle training + cleanlab label-quality scores.
 
-    Not a recording-only detector: :meth:`interpret` needs ``(x, y)`` (or precomputed out-of-sample
-    ``pred_probs``). In :func:`interpretdl_noise.compare.compare_detectors` it runs only when ``x`` is
-    passed from Python.
+    Not a recording-only detector (``needs_data``): :meth:`interpret` needs ``(x, y)`` (or precomputed
+    out-of-sample ``pred_probs``), and :meth:`score_data` takes a recording plus ``x``. In
+    :func:`interpretdl_noise.compare.compare_detectors` it runs only when ``x`` is passed from Python.
 
     Parameters
     ----------
@@ -248,7 +249,23 @@ class ConfidentLearningInterpreter(Interpreter):
     >>> cl.evaluate(label_flip)["auroc"]
     """
 
+    name = "confident_learning"
+    summary = "cleanlab label quality on K-fold out-of-sample probabilities (Northcutt et al. 2021)"
+    needs_data = True
+    needs_paddle = True
+    listing_order = 90
+
     scores_: np.ndarray | None = None
+
+    @classmethod
+    def applicability(cls, recording: Recording | None = None, *, has_data: bool = False) -> str | None:
+        reason = super().applicability(recording, has_data=has_data)
+        if reason is None:
+            try:
+                require_cleanlab()
+            except ImportError as exc:
+                return str(exc)
+        return reason
 
     def __init__(self, model_fn: Callable[[], Any] | None = None, *, n_splits: int = 5, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 1e-3, weight_decay: float = 0.0,
@@ -317,13 +334,30 @@ class ConfidentLearningInterpreter(Interpreter):
         self.scores_ = 1.0 - self.quality_
         return np.argsort(self.scores_, kind="stable"), self.scores_
 
-    def evaluate(self, label_flip, *, k: int | None = None,
-                 threshold: float | None = None) -> dict[str, float]:
-        """Detection metrics of the last :meth:`interpret` call against ``label_flip`` (shape (N,))."""
-        if self.scores_ is None:
-            raise RuntimeError("call interpret() before evaluate()")
-        return detection_metrics(self.scores_, label_flip, k=k, threshold=threshold)
+    def score_data(self, recording: Any, x, y=None) -> tuple[np.ndarray, np.ndarray]:
+        """Score the samples of ``recording`` from their raw data: ``x[sample_ids]`` with the given labels.
 
+        Parameters
+        ----------
+        recording : Recording or any form :meth:`Recording.coerce` accepts
+            Gives the row order (``sample_ids``), the labels (``assigned_labels``) and ``C``.
+        x : array-like of shape (M, ...)
+            Raw inputs indexed by dataset index (see :func:`~interpretdl_noise.interpreter.registry.align_data`).
+        y : array-like, optional
+            Given labels; default the recording's.
 
-#: Short alias (the name of the preset in Orange's ``mislabeled``).
-ConfidentLearning = ConfidentLearningInterpreter
+        Returns
+        -------
+        order, scores : as :meth:`interpret`; row ``i`` is the recording's row ``i``.
+        """
+        from .registry import align_data
+
+        rec = Recording.coerce(recording)
+        x_rows, y_rows = align_data(rec, x, y)
+        result = self.interpret(x_rows, y_rows, n_classes=rec.n_classes)
+        self.label_flip_ = rec.label_flip
+        return result
+
+    def _score(self, record: Recording) -> np.ndarray:
+        raise ValueError("confident learning needs the raw training data: call score_data(recording, x) or "
+                         "interpret(x, y), not interpret(training_dynamics=...)")

@@ -28,6 +28,7 @@ import pandas as pd
 from ..common.file_utils import PathLike
 from ..common.metrics import top_k_mask
 from ..common.plotting import plot_data_map
+from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 from .forgetting_events import correctness_from_td
 
@@ -97,6 +98,10 @@ class DataMapsInterpreter(DatasetLevelInterpreter):
     >>> fig = dm.plot(top_k=50, save_path="run/data_map.png")
     """
 
+    name = "datamaps"
+    summary = "low confidence, dataset cartography (Swayamdipta et al. 2020)"
+    listing_order = 50
+
     statistics_: pd.DataFrame | None = None
 
     def __init__(self, variability: str = "std"):
@@ -105,8 +110,8 @@ class DataMapsInterpreter(DatasetLevelInterpreter):
             raise ValueError(f"variability must be one of {VARIABILITY_KINDS}, got {variability!r}")
         self.variability = variability
 
-    def _score(self, record: dict[str, Any]) -> np.ndarray:
-        stats = data_map_statistics(record["td"], record.get("labels"), variability=self.variability)
+    def _score(self, record: Recording) -> np.ndarray:
+        stats = data_map_statistics(record.td, record.labels, variability=self.variability)
         self.statistics_ = stats
         return 1.0 - stats["confidence"].to_numpy()
 

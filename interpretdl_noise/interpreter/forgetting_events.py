@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..common.file_utils import PathLike
+from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter, read_training_dynamics
 
 __all__ = [
@@ -214,14 +215,18 @@ class ForgettingEventsInterpreter(DatasetLevelInterpreter):
     >>> noisy = fe.find_noisy_labels(training_dynamics_path="run/training_dynamics.npz")
     """
 
+    name = "forgetting"
+    summary = "forgetting-event count (Toneva et al. 2019)"
+    listing_order = 40
+
     def __init__(self, never_learned: float = NEVER_LEARNED_SCORE):
         super().__init__(model=None, device="cpu")
         if not isinstance(never_learned, (int, float, np.integer, np.floating)) or not np.isfinite(never_learned):
             raise ValueError(f"never_learned must be a finite number, got {never_learned!r}")
         self.never_learned = float(never_learned)
 
-    def _score(self, record: dict[str, Any]) -> np.ndarray:
-        correct = correctness_from_td(record["td"], record.get("labels"))
+    def _score(self, record: Recording) -> np.ndarray:
+        correct = correctness_from_td(record.td, record.labels)
         self.correct_ = correct
         self.forgetting_counts_ = forgetting_counts(correct)
         self.never_learned_ = ~correct.any(axis=1)
@@ -250,5 +255,5 @@ class ForgettingEventsInterpreter(DatasetLevelInterpreter):
             suspicious (latest mean correct epoch) first.
         """
         record = read_training_dynamics(training_dynamics, training_dynamics_path)
-        correct = correctness_from_td(record["td"], record.get("labels"))
-        return find_noisy_labels(correct, n_std=n_std, sample_ids=record.get("sample_ids"))
+        correct = correctness_from_td(record.td, record.labels)
+        return find_noisy_labels(correct, n_std=n_std, sample_ids=record.sample_ids)

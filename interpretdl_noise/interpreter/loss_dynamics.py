@@ -52,27 +52,24 @@ Examples
 from __future__ import annotations
 
 import numbers
-import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ..common.file_utils import PathLike, atomic_path
-from ..recording import DynamicsRecorder, load_training_dynamics
-from .abc_interpreter import DatasetLevelInterpreter
+from ..recording.recording import Recording
+from .abc_interpreter import LOSSES_DERIVED_NOTE, DatasetLevelInterpreter
 from .loss_dynamics_io import (
     ALLOWED_TASK_NAMES,
     ALLOWED_TRACKING_LOSS_TYPES,
-    NoisyLabelExport,
-    from_datumaro_dataset,
-    is_datumaro_dataset,
-    loss_key,
-    read_datumaro_export,
+    LossTable,
+    table_from_losses,
+    table_from_recording,
+    table_from_source,
 )
 
 __all__ = ["LossDynamicsAnalyzer", "LossDynamicsInterpreter", "NoisyLabelCandidate", "ema_loss_dynamics"]
@@ -223,273 +220,6 @@ class NoisyLabelCandidate:
         return hash((self.id, self.subset, self.ann_id))
 
 
-# ---------------------------------------------------------------------------------------------- sources
-class _Table(NamedTuple):
-    """Normalised input: R rows (annotations) x S steps, NaN where a row has no record."""
-
-    item_ids: np.ndarray   # (R,) object
-    subsets: np.ndarray    # (R,) object
-    ann_ids: np.ndarray    # (R,) int64
-    labels: np.ndarray     # (R,) int64
-    steps: np.ndarray      # (S,) int64, strictly increasing
-    losses: np.ndarray     # (R, S) float
-    label_names: list[str] | None
-    step_name: str         # 'iteration' or 'epoch'
-
-
-def _obj(values) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
-
-
-def _as_steps(values, what: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be a 1-D sequence of integers, got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise ValueError(f"{what} must hold integer training steps, got {arr[:5].tolist()}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _as_losses(values, what: str, *, allow_nan: bool = False) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be numeric losses: {exc}") from exc
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D sequence of losses, got shape {arr.shape}")
-    if np.isinf(arr).any() or (not allow_nan and np.isnan(arr).any()):
-        raise ValueError(f"{what} contains NaN or inf losses ({arr[~np.isfinite(arr)][:3].tolist()}); "
-                         "drop those steps and pass their iteration numbers with iters= instead")
-    return arr
-
-
-def _table_from_rows(item_ids, subsets, ann_ids, labels, iters_list, losses_list,
-                     label_names, step_name) -> _Table:
-    """Scatter ragged ``(iters, losses)`` rows into an (R, S) matrix over the union of steps."""
-    if not losses_list:
-        raise ValueError("no losses given: the source holds no sample / annotation with loss dynamics")
-    lengths = np.array([len(v) for v in losses_list], dtype=np.int64)
-    all_iters = np.concatenate(iters_list)
-    all_losses = np.concatenate(losses_list)
-    steps, cols = np.unique(all_iters, return_inverse=True)
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    within = np.ones(all_iters.size, dtype=bool)
-    within[first] = False
-    bad = np.flatnonzero(within[1:] & (np.diff(all_iters) <= 0))
-    if bad.size:
-        row = int(np.searchsorted(first, bad[0] + 1, side="right") - 1)
-        raise ValueError(f"iters of item {item_ids[row]!r} (subset {subsets[row]!r}, ann_id {ann_ids[row]}) must be "
-                         f"strictly increasing; got {np.asarray(iters_list[row])[:10].tolist()}")
-    mat = np.full((lengths.size, steps.size), np.nan)
-    mat[np.repeat(np.arange(lengths.size), lengths), cols.reshape(-1)] = all_losses
-    return _Table(_obj(item_ids), _obj(subsets), np.asarray(ann_ids, dtype=np.int64),
-                  np.asarray(labels, dtype=np.int64), steps.astype(np.int64), mat, label_names, step_name)
-
-
-def _table_from_export(export: NoisyLabelExport, tracking_loss_type: str | None) -> _Table:
-    key = loss_key(export.infos, tracking_loss_type)
-    cols: dict[str, list] = defaultdict(list)
-    for ann in export.annotations:
-        where = f"item {ann.item_id!r} (subset {ann.subset!r}, ann_id {ann.ann_id})"
-        attrs = ann.attributes
-        if key not in attrs or "iters" not in attrs:
-            have = sorted(k for k in attrs if k == "iters" or k.startswith("loss_dynamics"))
-            raise ValueError(f"{where} has no {'iters' if 'iters' not in attrs else repr(key)} attribute "
-                             f"(it has {have}); choose tracking_loss_type among {list(ALLOWED_TRACKING_LOSS_TYPES)} "
-                             "to match the exported loss_dynamics_<type> keys")
-        if ann.label_id is None:
-            raise ValueError(f"{where} has no label")
-        iters = _as_steps(attrs["iters"], f"{where} 'iters'")
-        losses = _as_losses(attrs[key], f"{where} {key!r}")
-        if iters.size != losses.size:
-            raise ValueError(f"{where}: 'iters' has {iters.size} entries but {key!r} has {losses.size}")
-        for name, value in (("item_ids", ann.item_id), ("subsets", ann.subset), ("ann_ids", ann.ann_id),
-                            ("labels", int(ann.label_id)), ("iters", iters), ("losses", losses)):
-            cols[name].append(value)
-    return _table_from_rows(cols["item_ids"], cols["subsets"], cols["ann_ids"], cols["labels"], cols["iters"],
-                            cols["losses"], export.label_names, "iteration")
-
-
-def _refuse_tracking(tracking_loss_type: str | None) -> None:
-    if tracking_loss_type is not None:
-        raise ValueError(f"tracking_loss_type={tracking_loss_type!r} applies only to detection exports "
-                         "(task='OTX-Det'); a classification recording has one loss per sample, so pass "
-                         "tracking_loss_type=None")
-
-
-def _dense_table(losses: np.ndarray, labels: np.ndarray, ids, step_name: str, what: str) -> _Table:
-    """A dense (N, E) loss matrix with NaN = not recorded."""
-    if np.isinf(losses).any():
-        raise ValueError(f"{what} losses contain inf")
-    empty = np.flatnonzero(np.isnan(losses).all(axis=1))
-    if empty.size:
-        raise ValueError(f"{what}: {empty.size} sample(s) have no recorded loss at all, "
-                         f"e.g. rows {empty[:10].tolist()}")
-    n = losses.shape[0]
-    return _Table(_obj(ids), _obj(["train"] * n), np.zeros(n, dtype=np.int64), labels.astype(np.int64),
-                  np.arange(losses.shape[1], dtype=np.int64), losses, None, step_name)
-
-
-def _table_from_recorder(rec: DynamicsRecorder) -> _Table:
-    if rec.losses is None:
-        raise ValueError("this recording has no per-sample losses: record with keep_losses=True "
-                         "(TrainingDynamics.generator(..., keep_losses=True) or "
-                         "RecordTrainingDynamics(..., keep_losses=True))")
-    n_epochs = rec.epochs_recorded()
-    if n_epochs == 0:
-        raise ValueError("the recorder holds no recorded epoch (empty losses)")
-    seen = rec.seen[:, :n_epochs]
-    losses = np.asarray(rec.losses[:, :n_epochs])
-    bad = seen & ~np.isfinite(losses)
-    if bad.any():
-        rows, epochs = np.nonzero(bad)
-        raise ValueError(f"{rows.size} recorded loss(es) are NaN or inf, e.g. sample {int(rows[0])} at epoch "
-                         f"{int(epochs[0])}; the training diverged or the loss function returned NaN")
-    unseen = np.flatnonzero(~seen.any(axis=1) | (rec.targets < 0))
-    if unseen.size:
-        raise ValueError(f"{unseen.size} sample(s) were never recorded, e.g. sample ids {unseen[:10].tolist()}")
-    return _dense_table(np.where(seen, losses, np.nan), rec.targets, np.arange(rec.n_samples), "epoch", "recorder")
-
-
-def _table_from_record(record: Mapping[str, Any], source: str) -> _Table:
-    keys = list(record.keys())
-    if "losses" not in keys:
-        raise ValueError(f"{source} has no 'losses' (found keys {sorted(keys)}): record with keep_losses=True "
-                         "(TrainingDynamics.generator(..., keep_losses=True) or RecordTrainingDynamics(..., "
-                         "keep_losses=True)) and save that recorder")
-    losses = np.asarray(record["losses"], dtype=np.float64)
-    if losses.ndim != 2 or losses.size == 0:
-        raise ValueError(f"{source}: 'losses' must be a non-empty (N, E) array, got shape {losses.shape}")
-    if "labels" not in keys:
-        raise ValueError(f"{source} has no 'labels' (the assigned label of each sample)")
-    labels = np.asarray(record["labels"])
-    labels = labels[:, 0] if labels.ndim == 2 else labels.reshape(-1)
-    if labels.shape[0] != losses.shape[0] or labels.dtype.kind not in "iu":
-        raise ValueError(f"{source}: 'labels' must be integers with one row per sample ({losses.shape[0]}), "
-                         f"got {labels.dtype} {np.asarray(record['labels']).shape}")
-    ids = np.asarray(record["sample_ids"]).reshape(-1) if "sample_ids" in keys else np.arange(losses.shape[0])
-    if ids.shape[0] != losses.shape[0]:
-        raise ValueError(f"{source}: 'sample_ids' has {ids.shape[0]} entries for {losses.shape[0]} samples")
-    return _dense_table(losses, labels, ids.tolist(), "epoch", source)
-
-
-def _table_from_source(source: Any, tracking_loss_type: str | None) -> _Table:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.suffix == ".npz":
-            _refuse_tracking(tracking_loss_type)
-            return _table_from_record(load_training_dynamics(path), str(path))
-        return _table_from_export(read_datumaro_export(path), tracking_loss_type)
-    if isinstance(source, NoisyLabelExport):
-        return _table_from_export(source, tracking_loss_type)
-    if is_datumaro_dataset(source):
-        return _table_from_export(from_datumaro_dataset(source), tracking_loss_type)
-    recorder = source if isinstance(source, DynamicsRecorder) else getattr(source, "recorder", None)
-    if isinstance(recorder, DynamicsRecorder):
-        _refuse_tracking(tracking_loss_type)
-        return _table_from_recorder(recorder)
-    if hasattr(source, "keys") and hasattr(source, "__getitem__"):
-        _refuse_tracking(tracking_loss_type)
-        return _table_from_record(source, "training_dynamics")
-    if getattr(source, "recorder", False) is None:
-        raise ValueError(f"{type(source).__name__} has recorded nothing yet (its recorder is None); train first")
-    raise ValueError(
-        f"unsupported source {type(source).__name__}: give a DynamicsRecorder (or the TrainingDynamics / "
-        "RecordTrainingDynamics that holds one), a recording mapping or .npz path with 'losses', a Datumaro "
-        "export (annotations JSON or folder), or a datumaro Dataset; for plain arrays or dicts use "
-        "LossDynamicsAnalyzer.from_losses")
-
-
-def _labels_for(ids: list, labels) -> list:
-    if isinstance(labels, Mapping):
-        missing = [i for i in ids if i not in labels]
-        if missing:
-            raise ValueError(f"labels has no entry for {len(missing)} sample id(s), e.g. {missing[:5]}")
-        label_list = [labels[i] for i in ids]
-    else:
-        arr = np.asarray(labels).reshape(-1)
-        if arr.shape[0] != len(ids):
-            raise ValueError(f"labels has {arr.shape[0]} entries for {len(ids)} samples")
-        if arr.dtype.kind in "iu" and (arr.size == 0 or arr.min() >= 0):
-            return arr.astype(np.int64).tolist()           # fast path: a valid integer array
-        label_list = arr.tolist()
-    for i, lab in zip(ids, label_list):
-        if isinstance(lab, bool) or not isinstance(lab, numbers.Integral) or lab < 0:
-            raise ValueError(f"labels[{i!r}] must be a non-negative integer label id, got {lab!r}")
-    return label_list
-
-
-def _dense_from_array(arr: np.ndarray, labels, iters, subset: str) -> _Table:
-    """Fast path: an (N, S) array with no missing steps."""
-    if arr.size == 0:
-        raise ValueError(f"losses is empty (shape {arr.shape}): give at least one sample with at least one loss")
-    if not np.isfinite(arr).all():
-        rows = np.flatnonzero(~np.isfinite(arr).all(axis=1))
-        raise ValueError(f"losses contain NaN or inf in {rows.size} row(s), e.g. rows {rows[:5].tolist()}; drop "
-                         "those steps and pass a mapping with iters= instead")
-    ids = list(range(arr.shape[0]))
-    label_list = _labels_for(ids, labels)
-    steps = np.arange(arr.shape[1], dtype=np.int64) if iters is None else _as_steps(iters, "iters")
-    if steps.size != arr.shape[1]:
-        raise ValueError(f"every sample has {arr.shape[1]} losses but iters has {steps.size} entries")
-    if steps.size > 1 and np.any(np.diff(steps) <= 0):
-        raise ValueError(f"iters must be strictly increasing, got {steps[:10].tolist()}")
-    n = arr.shape[0]
-    return _Table(_obj(ids), _obj([subset] * n), np.zeros(n, dtype=np.int64), np.asarray(label_list, dtype=np.int64),
-                  steps, arr, None, "iteration")
-
-
-def _table_from_losses(losses, labels, iters, subset: str) -> _Table:
-    if isinstance(losses, np.ndarray) and losses.ndim == 2 and not isinstance(iters, Mapping):
-        return _dense_from_array(losses if losses.dtype.kind == "f" else losses.astype(np.float64),
-                                 labels, iters, subset)
-    if isinstance(losses, Mapping):
-        ids = list(losses.keys())
-        seqs = [losses[i] for i in ids]
-    else:
-        try:
-            arr = None if isinstance(losses, (str, bytes)) else np.asarray(losses, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError("losses must be a mapping {sample id: sequence of per-step losses} (ragged histories "
-                             f"need a mapping and iters=) or a 2-D array (N, S): {exc}") from exc
-        if arr is None or arr.ndim != 2:
-            raise ValueError("losses must be a mapping {sample id: sequence of per-step losses} or a 2-D array "
-                             f"(N, S); got {type(losses).__name__}"
-                             + ("" if arr is None else f" of shape {arr.shape}"))
-        ids = list(range(arr.shape[0]))
-        seqs = list(arr)
-    if not ids:
-        raise ValueError("losses is empty: give at least one sample with at least one loss")
-    loss_rows = [_as_losses(seq, f"losses[{i!r}]") for i, seq in zip(ids, seqs)]
-    label_list = _labels_for(ids, labels)
-
-    lengths = {row.size for row in loss_rows}
-    if iters is None:
-        if len(lengths) != 1:
-            raise ValueError(f"losses have different lengths {sorted(lengths)[:5]} and no iters were given, so the "
-                             "steps are ambiguous; pass iters={sample id: iteration numbers} for ragged histories")
-        steps = np.arange(lengths.pop(), dtype=np.int64)
-        iter_rows = [steps] * len(ids)
-    elif isinstance(iters, Mapping):
-        missing = [i for i in ids if i not in iters]
-        if missing:
-            raise ValueError(f"iters has no entry for {len(missing)} sample id(s), e.g. {missing[:5]}")
-        iter_rows = [_as_steps(iters[i], f"iters[{i!r}]") for i in ids]
-    else:
-        shared = _as_steps(iters, "iters")
-        iter_rows = [shared] * len(ids)
-    for i, it, row in zip(ids, iter_rows, loss_rows):
-        if it.size != row.size:
-            raise ValueError(f"sample {i!r} has {row.size} losses but {it.size} iters")
-    return _table_from_rows(ids, [subset] * len(ids), [0] * len(ids), [int(v) for v in label_list], iter_rows,
-                            loss_rows, None, "iteration")
-
-
 # ---------------------------------------------------------------------------------------------- analyzer
 class LossDynamicsAnalyzer:
     """Noisy-label candidates from the EMA of each annotation's training loss (Datumaro's analyzer).
@@ -538,7 +268,7 @@ class LossDynamicsAnalyzer:
 
     def __init__(self, source: Any, alpha: float = 0.001, tracking_loss_type: str | None = None) -> None:
         alpha = _check_alpha(alpha)
-        self._setup(_table_from_source(source, tracking_loss_type), alpha, tracking_loss_type)
+        self._setup(table_from_source(source, tracking_loss_type), alpha, tracking_loss_type)
 
     @classmethod
     def from_losses(cls, losses: Mapping[Any, Sequence[float]] | np.ndarray,
@@ -570,15 +300,34 @@ class LossDynamicsAnalyzer:
         alpha = _check_alpha(alpha)
         if not isinstance(subset, str):
             raise ValueError(f"subset must be a string, got {subset!r}")  # noqa: TRY004
-        table = _table_from_losses(losses, labels, iters, subset)
+        table = table_from_losses(losses, labels, iters, subset)
         if label_names is not None:
             table = table._replace(label_names=[str(n) for n in label_names])
         obj = cls.__new__(cls)
         obj._setup(table, alpha, None)
         return obj
 
+    @classmethod
+    def from_recording(cls, recording: Any, alpha: float = 0.001, *,
+                       derive_losses: bool = False) -> LossDynamicsAnalyzer:
+        """The analyzer of one recording (any form :meth:`Recording.coerce` accepts), one row per sample.
+
+        Parameters
+        ----------
+        recording : Recording, path, mapping or DynamicsRecorder
+            Needs ``labels``, and ``losses`` (N, E) unless ``derive_losses``.
+        alpha : float, default=0.001
+        derive_losses : bool, default=False
+            Without recorded ``losses``, use the cross-entropy ``-log td[:, :, 0]``
+            (:meth:`Recording.loss_curves`) instead of raising.
+        """
+        alpha = _check_alpha(alpha)
+        obj = cls.__new__(cls)
+        obj._setup(table_from_recording(Recording.coerce(recording), derive_losses=derive_losses), alpha, None)
+        return obj
+
     # ------------------------------------------------------------------ construction
-    def _setup(self, table: _Table, alpha: float, tracking_loss_type: str | None) -> None:
+    def _setup(self, table: LossTable, alpha: float, tracking_loss_type: str | None) -> None:
         if table.label_names is not None and table.labels.size and table.labels.max() >= len(table.label_names):
             raise ValueError(f"label id {int(table.labels.max())} has no name: the source names only "
                              f"{len(table.label_names)} labels {table.label_names[:10]}")
@@ -591,19 +340,25 @@ class LossDynamicsAnalyzer:
         self._item_ids, self._subsets = table.item_ids, table.subsets
         self._ann_ids, self._labels = table.ann_ids, table.labels
 
-        losses = table.losses                                                # (R, S), float32 or float64
-        self._scores = _ema_rows(losses, alpha)                              # last EMA, source order
-        order = np.argsort(self._scores, kind="stable")                      # ascending, ties in source order
-        values = np.empty((losses.shape[1] + 1, order.size), dtype=np.float64)  # pandas' own block layout
-        values[0] = self._scores[order]
-        _ema_rows(losses, alpha, out=values[1:], rows=order)
-        index = pd.MultiIndex.from_arrays([self._item_ids[order], self._subsets[order], self._ann_ids[order],
-                                           self._labels[order]], names=INDEX_NAMES)
-        columns = pd.Index(["last_value", *table.steps.tolist()], dtype=object)
-        self._df = pd.DataFrame(values.T, index=index, columns=columns, copy=False)
-        self._order = order
+        self._losses, self._steps = table.losses, table.steps                # (R, S), float32 or float64
+        self._scores = _ema_rows(self._losses, alpha)                        # last EMA, source order
+        self._order = np.argsort(self._scores, kind="stable")                # ascending, ties in source order
+        self._frame: pd.DataFrame | None = None      # every step's EMA, built on first use (scores need none)
         self._mean: pd.Series | None = None
         self._mean_per_label: dict[int, pd.Series] | None = None
+
+    @property
+    def _df(self) -> pd.DataFrame:
+        if self._frame is None:
+            order = self._order
+            values = np.empty((self._losses.shape[1] + 1, order.size), dtype=np.float64)  # pandas' block layout
+            values[0] = self._scores[order]
+            _ema_rows(self._losses, self._alpha, out=values[1:], rows=order)
+            index = pd.MultiIndex.from_arrays([self._item_ids[order], self._subsets[order], self._ann_ids[order],
+                                               self._labels[order]], names=INDEX_NAMES)
+            columns = pd.Index(["last_value", *self._steps.tolist()], dtype=object)
+            self._frame = pd.DataFrame(values.T, index=index, columns=columns, copy=False)
+        return self._frame
 
     # ------------------------------------------------------------------ properties
     @property
@@ -773,7 +528,7 @@ class LossDynamicsAnalyzer:
         return fig
 
     def __repr__(self) -> str:
-        return (f"LossDynamicsAnalyzer(rows={self._df.shape[0]}, steps={self._df.shape[1] - 1}, "
+        return (f"LossDynamicsAnalyzer(rows={self._losses.shape[0]}, steps={self._losses.shape[1]}, "
                 f"alpha={self._alpha})")
 
 
@@ -784,7 +539,11 @@ def _py(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- interpreter
 class LossDynamicsInterpreter(DatasetLevelInterpreter):
-    """Rank samples by the last EMA of their training loss (needs a recording with ``losses``).
+    """Rank samples by the last EMA of their training loss.
+
+    Uses the recording's ``losses`` (N, E); a recording without them (e.g. InterpretDL's, which has only
+    ``td``) is scored on the cross-entropy ``-log p(assigned label)`` derived from ``td``, and
+    :meth:`note` says so. Needs ``labels``.
 
     Parameters
     ----------
@@ -796,17 +555,29 @@ class LossDynamicsInterpreter(DatasetLevelInterpreter):
     Notes
     -----
     Scores: ``scores[i]`` = last EMA of sample ``i``'s loss; higher = more likely mislabeled. After
-    :meth:`interpret`, ``analyzer_`` holds the :class:`LossDynamicsAnalyzer` (frame, candidates, plots).
+    :meth:`interpret`, ``analyzer_`` holds the :class:`LossDynamicsAnalyzer` (frame, candidates, plots) and
+    ``losses_derived_`` tells whether the losses came from ``td``. The EMA runs once; the analyzer's
+    per-step frame is built only when asked for.
     """
+
+    name = "ema"
+    summary = "EMA of the per-sample training loss (Datumaro); cross-entropy from td without 'losses'"
+    requires = ("labels",)
+    prefers = ("losses",)
+    listing_order = 30
+
+    @classmethod
+    def note(cls, recording: Recording, **params: Any) -> str | None:
+        return LOSSES_DERIVED_NOTE if recording.losses_derived else None
 
     def __init__(self, alpha: float = 0.001):
         super().__init__(model=None, device="cpu")
         self.alpha = _check_alpha(alpha)
         self.analyzer_: LossDynamicsAnalyzer | None = None
+        self.losses_derived_: bool | None = None
 
-    def _score(self, record: dict[str, Any]) -> np.ndarray:
-        if "losses" not in record:
-            raise ValueError("LossDynamicsInterpreter needs a recording with per-sample 'losses' (N, E): record with "
-                             "keep_losses=True (TrainingDynamics.generator or RecordTrainingDynamics) and save it")
-        self.analyzer_ = LossDynamicsAnalyzer(record, alpha=self.alpha)
+    def _score(self, record: Recording) -> np.ndarray:
+        record.require("labels", needed_by="ema")
+        self.analyzer_ = LossDynamicsAnalyzer.from_recording(record, alpha=self.alpha, derive_losses=True)
+        self.losses_derived_ = record.losses_derived
         return self.analyzer_.scores

@@ -1,110 +1,52 @@
 """Registry of the mislabel detectors, by the names used on the command line.
 
-========================  =============================================  ==================================
-name                      class                                          input
-========================  =============================================  ==================================
-``bhdf``                  ``bhdf.BHDFInterpreter``                       recording (``td``)
-``aum``                   ``aum.AUMInterpreter``                         recording; uses ``logits`` if there
-``ema``                   ``loss_dynamics.LossDynamicsInterpreter``      recording with ``losses``
-``forgetting``            ``forgetting_events.ForgettingEventsInterpreter``  recording (``td``)
-``datamaps``              ``data_maps.DataMapsInterpreter``              recording (``td``)
-``small_loss``            ``small_loss.SmallLossInterpreter``            recording (``td``)
-``confident_learning``    ``confident_learning.ConfidentLearningInterpreter``  raw data ``(x, y)``, cleanlab
-========================  =============================================  ==================================
+A detector registers itself: subclassing :class:`~interpretdl_noise.interpreter.DatasetLevelInterpreter`
+with a class attribute ``name`` adds the class here (cleanlab's ``IssueManager`` + ``REGISTRY`` pattern).
+The class also declares ``summary``, ``requires`` (recording keys it cannot run without), ``prefers``
+(keys it uses when present), ``needs_data`` (raw ``(x, y)`` instead of a recording) and
+``listing_order``; special cases override its classmethods ``applicability(recording)`` and
+``note(recording)``. Nothing here names a detector.
 
-Entries import their module lazily, so a detector whose module is missing (not installed, or not
-written yet) or whose optional dependency is absent does not break the others: :func:`applicability`
-returns a reason string such as ``"module interpretdl_noise.interpreter.aum not found"`` and
-:func:`run_detector` raises :class:`DetectorNotApplicable` with that reason.
-
-A detector class may declare extra recording keys it needs in a class attribute ``required_keys``
-(tuple of str); they are checked together with the registry entry's own ``requires``.
+On first use the registry imports every module of :mod:`interpretdl_noise.interpreter`, each guarded, so
+the built-in detectors are listed without importing them by hand, and a module that fails to import
+(e.g. a missing optional dependency) does not break the others: its error is kept in
+:func:`import_errors` and quoted when its name is asked for. Detectors whose dependency (Paddle,
+cleanlab) is missing still register and report it through :func:`applicability`; :func:`run_detector`
+raises :class:`DetectorNotApplicable` with that reason. A detector defined elsewhere registers when its
+module is imported.
 
 Every detector scores samples so that a **higher score means more likely mislabeled**.
 """
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import pkgutil
 from typing import Any
 
 import numpy as np
 
+from ..recording.recording import Recording
+
 __all__ = [
-    "DETECTORS",
     "DetectorNotApplicable",
-    "DetectorSpec",
     "align_data",
     "applicability",
     "create_detector",
+    "detector_class",
     "detector_names",
     "detector_note",
     "get_spec",
+    "import_errors",
     "load_detector_class",
+    "register",
     "run_detector",
+    "unregister",
 ]
 
 _PKG = "interpretdl_noise.interpreter"
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    """One registry entry.
-
-    Attributes
-    ----------
-    name : str
-        Command-line name.
-    module : str
-        Fully qualified module, imported only when the detector is used.
-    attr : str
-        Class name in ``module``.
-    summary : str
-        One line for listings.
-    requires : tuple of str
-        Recording keys the detector cannot run without.
-    prefers : tuple of str
-        Recording keys it uses when present (their absence is reported as a note).
-    needs_data : bool
-        True when it needs the raw data ``(x, y)`` rather than a recording.
-    kwargs : mapping
-        Default constructor keyword arguments.
-    """
-
-    name: str
-    module: str
-    attr: str
-    summary: str
-    requires: tuple[str, ...] = ()
-    prefers: tuple[str, ...] = ()
-    needs_data: bool = False
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-DETECTORS: dict[str, DetectorSpec] = {spec.name: spec for spec in (
-    DetectorSpec("bhdf", f"{_PKG}.bhdf", "BHDFInterpreter",
-                 "LSTM on the assigned-label probability curve (Jia et al. 2023)"),
-    DetectorSpec("aum", f"{_PKG}.aum", "AUMInterpreter",
-                 "area under the margin (Pleiss et al. 2020)", prefers=("logits",)),
-    DetectorSpec("ema", f"{_PKG}.loss_dynamics", "LossDynamicsInterpreter",
-                 "EMA of the per-sample training loss (Datumaro)", requires=("losses",)),
-    DetectorSpec("forgetting", f"{_PKG}.forgetting_events", "ForgettingEventsInterpreter",
-                 "forgetting-event count (Toneva et al. 2019)"),
-    DetectorSpec("datamaps", f"{_PKG}.data_maps", "DataMapsInterpreter",
-                 "low confidence, dataset cartography (Swayamdipta et al. 2020)"),
-    DetectorSpec("small_loss", f"{_PKG}.small_loss", "SmallLossInterpreter",
-                 "1 - mean assigned-label probability"),
-    DetectorSpec("confident_learning", f"{_PKG}.confident_learning", "ConfidentLearningInterpreter",
-                 "cleanlab label quality on K-fold out-of-sample probabilities (Northcutt et al. 2021)",
-                 needs_data=True),
-)}
-
-_MISSING_HINTS = {
-    "losses": "record with keep_losses=True",
-    "logits": "record with keep_logits=True",
-    "labels": "save the recording with its labels",
-}
+_REGISTRY: dict[str, type] = {}
+_IMPORT_ERRORS: dict[str, str] = {}
+_discovered = False
 
 
 class DetectorNotApplicable(RuntimeError):
@@ -116,156 +58,144 @@ class DetectorNotApplicable(RuntimeError):
         self.reason = reason
 
 
-def detector_names() -> list[str]:
-    """All registered names, in listing order."""
-    return list(DETECTORS)
+def register(cls: type) -> type:
+    """Add detector class ``cls`` under ``cls.name`` (called by ``DatasetLevelInterpreter.__init_subclass__``).
 
-
-def get_spec(name: str) -> DetectorSpec:
-    """The registry entry of ``name``; ``ValueError`` listing the valid names otherwise."""
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose from {detector_names()}")
-    return DETECTORS[name]
-
-
-def load_detector_class(name: str) -> type:
-    """Import and return the detector class of ``name``.
-
-    Raises
-    ------
-    DetectorNotApplicable
-        If its module or class does not exist, or importing it fails (e.g. an optional dependency is
-        missing); the reason names the cause.
+    Re-defining the same class (same module and qualified name, e.g. a reloaded module) replaces it; another
+    class under a taken name is refused with ``ValueError``.
     """
-    spec = get_spec(name)
-    try:
-        module = importlib.import_module(spec.module)
-    except ModuleNotFoundError as exc:
-        if exc.name == spec.module:
-            raise DetectorNotApplicable(name, f"module {spec.module} not found (not available in this "
-                                              "version)") from exc
-        raise DetectorNotApplicable(name, f"importing {spec.module} failed: {exc}") from exc
-    except ImportError as exc:
-        raise DetectorNotApplicable(name, f"importing {spec.module} failed: {exc}") from exc
-    cls = getattr(module, spec.attr, None)
-    if cls is None:
-        raise DetectorNotApplicable(name, f"{spec.module} has no class {spec.attr} (not available in this "
-                                          "version)")
+    name = cls.name
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{cls.__qualname__}.name must be an identifier-like string, got {name!r}")
+    old = _REGISTRY.get(name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"detector name {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+    _REGISTRY[name] = cls
     return cls
 
 
+def unregister(name: str) -> None:
+    """Remove ``name`` from the registry (for tests and plug-ins that replace a detector)."""
+    _REGISTRY.pop(name, None)
+
+
+def _discover() -> None:
+    """Import every module of the interpreter package once, each guarded, so built-in detectors register."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    package = importlib.import_module(_PKG)
+    for info in pkgutil.iter_modules(package.__path__):
+        module = f"{_PKG}.{info.name}"
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001  (a broken or dependency-less module must not hide the others)
+            _IMPORT_ERRORS[module] = f"{type(exc).__name__}: {exc}"
+
+
+def import_errors() -> dict[str, str]:
+    """``{module: error}`` for interpreter modules that failed to import during discovery."""
+    _discover()
+    return dict(_IMPORT_ERRORS)
+
+
+def detector_names() -> list[str]:
+    """All registered names, in listing order (``listing_order``, then registration order)."""
+    _discover()
+    position = {name: i for i, name in enumerate(_REGISTRY)}
+    return sorted(_REGISTRY, key=lambda name: (_REGISTRY[name].listing_order, position[name]))
+
+
+def detector_class(name: str) -> type:
+    """The class registered as ``name``; ``ValueError`` listing the valid names otherwise."""
+    _discover()
+    if name not in _REGISTRY:
+        failed = "".join(f"; {module} failed to import ({error})" for module, error in _IMPORT_ERRORS.items())
+        raise ValueError(f"unknown detector {name!r}; choose from {detector_names()}{failed}")
+    return _REGISTRY[name]
+
+
+# the class carries what used to be the registry entry: name, summary, requires, prefers, needs_data
+get_spec = detector_class
+load_detector_class = detector_class
+
+
 def create_detector(name: str, **kwargs: Any):
-    """Instantiate detector ``name`` with the entry's default kwargs updated by ``kwargs``.
+    """Instantiate detector ``name`` with ``kwargs``.
 
     Raises
     ------
     DetectorNotApplicable
-        When the class cannot be loaded, or its constructor raises ImportError (missing optional
-        dependency, e.g. cleanlab) or FileNotFoundError (e.g. default weights missing).
+        When the constructor raises ImportError (missing optional dependency, e.g. Paddle or cleanlab) or
+        FileNotFoundError (e.g. default weights missing).
     """
-    cls = load_detector_class(name)
-    params = dict(get_spec(name).kwargs)
-    params.update(kwargs)
+    cls = detector_class(name)
     try:
-        return cls(**params)
+        return cls(**kwargs)
     except ImportError as exc:
         raise DetectorNotApplicable(name, str(exc)) from exc
     except FileNotFoundError as exc:  # e.g. default weights not shipped in this install
         raise DetectorNotApplicable(name, f"a file it needs is missing: {exc}") from exc
 
 
-def _required_keys(name: str, cls: type | None) -> tuple[str, ...]:
-    keys = tuple(get_spec(name).requires)
-    extra = getattr(cls, "required_keys", ()) if cls is not None else ()
-    if isinstance(extra, (tuple, list)):
-        keys += tuple(k for k in extra if isinstance(k, str) and k not in keys)
-    return keys
-
-
-def applicability(name: str, record: Mapping[str, Any] | None = None, *, has_data: bool = False) -> str | None:
+def applicability(name: str, record: Any = None, *, has_data: bool = False) -> str | None:
     """Why detector ``name`` cannot run on ``record``, or None when it can.
 
     Parameters
     ----------
     name : str
         A registered name.
-    record : mapping, optional
-        A loaded recording; its keys are checked against the detector's requirements.
+    record : Recording or any accepted form, optional
+        Its keys are checked against the detector's ``requires``.
     has_data : bool, default=False
-        Whether the raw data ``(x, y)`` is available (needed by ``confident_learning``).
+        Whether the raw data ``(x, y)`` is available (for detectors with ``needs_data``).
 
     Returns
     -------
     str or None
-        The reason, e.g. ``"recording has no 'losses' (record with keep_losses=True)"``.
+        The reason, e.g. ``"recording has no 'labels' (ema needs it; save the recording with its labels)"``.
     """
-    spec = get_spec(name)
-    try:
-        cls = load_detector_class(name)
-    except DetectorNotApplicable as exc:
-        return exc.reason
-    if spec.needs_data:
-        if not has_data:
-            return ("needs the raw training data (x, y), not only a recording: call "
-                    "interpretdl_noise.compare_detectors(recording, x=x) from Python")
-        if name == "confident_learning":
-            try:
-                from .confident_learning import require_cleanlab
-
-                require_cleanlab()
-            except ImportError as exc:
-                return str(exc)
-    if record is not None:
-        for key in _required_keys(name, cls):
-            if key not in record:
-                hint = _MISSING_HINTS.get(key)
-                return f"recording has no {key!r}" + (f" ({hint})" if hint else "")
-    return None
+    rec = None if record is None else Recording.coerce(record)
+    return detector_class(name).applicability(rec, has_data=has_data)
 
 
-def detector_note(name: str, record: Mapping[str, Any]) -> str | None:
-    """A remark on how ``name`` runs on ``record`` (e.g. a preferred key is missing), or None."""
-    missing = [k for k in get_spec(name).prefers if k not in record]
-    if not missing:
-        return None
-    if name == "aum" and missing == ["logits"]:
-        return "no 'logits' in the recording: margins of the recorded probabilities are used"
-    return f"recording has no {', '.join(repr(k) for k in missing)}; the detector falls back to what it has"
+def detector_note(name: str, record: Any, **kwargs: Any) -> str | None:
+    """A remark on how ``name`` (built with ``kwargs``) runs on ``record``, e.g. derived losses, or None."""
+    return detector_class(name).note(Recording.coerce(record), **kwargs)
 
 
-def align_data(record: Mapping[str, Any], x, y=None) -> tuple[np.ndarray, np.ndarray]:
+def align_data(record: Any, x, y=None) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``x`` (and ``y``) in the recording's row order.
 
     Parameters
     ----------
-    record : mapping
-        A loaded recording (N rows).
+    record : Recording or any accepted form
+        N rows.
     x : array-like of shape (M, ...)
         Raw inputs indexed by dataset index: row ``i`` of the recording is ``x[sample_ids[i]]`` when the
         recording has ``sample_ids``, else ``x[i]`` (then ``M`` must equal ``N``).
     y : array-like of shape (M,) or (N,), optional
-        Given labels, indexed like ``x``. Default: the recording's assigned labels ``labels[:, 0]``.
+        Given labels, indexed like ``x``. Default: the recording's assigned labels.
 
     Returns
     -------
     x_rows : ndarray of shape (N, ...)
     y_rows : ndarray of shape (N,), int64
     """
+    rec = Recording.coerce(record)
     x = np.asarray(x)
-    n = record["td"].shape[0]
-    ids = record.get("sample_ids")
-    if ids is None:
-        if x.shape[0] != n:
-            raise ValueError(f"x has {x.shape[0]} rows but the recording has {n} samples (and no sample_ids)")
-        ids = np.arange(n)
-    ids = np.asarray(ids).astype(np.int64)
+    n = rec.n_samples
+    if "sample_ids" not in rec and x.shape[0] != n:
+        raise ValueError(f"x has {x.shape[0]} rows but the recording has {n} samples (and no sample_ids)")
+    ids = rec.sample_ids
     if ids.size and (ids.min() < 0 or ids.max() >= x.shape[0]):
         raise ValueError(f"the recording's sample_ids range over [{ids.min()}, {ids.max()}] but x has only "
                          f"{x.shape[0]} rows")
     if y is None:
-        if "labels" not in record:
+        if rec.assigned_labels is None:
             raise ValueError("the recording has no 'labels'; pass y (the given labels) explicitly")
-        y_rows = np.asarray(record["labels"])[:, 0].astype(np.int64)
+        y_rows = rec.assigned_labels
     else:
         y = np.asarray(y).reshape(-1)
         y_rows = (y[ids] if y.shape[0] == x.shape[0] else y).astype(np.int64)
@@ -274,21 +204,17 @@ def align_data(record: Mapping[str, Any], x, y=None) -> tuple[np.ndarray, np.nda
     return x[ids], y_rows
 
 
-def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, record_validated: bool = False,
-                 **kwargs: Any) -> np.ndarray:
+def run_detector(name: str, record: Any, *, x=None, y=None, **kwargs: Any) -> np.ndarray:
     """Score ``record`` with detector ``name``.
 
     Parameters
     ----------
     name : str
         A registered name.
-    record : mapping
-        A loaded recording (``td`` of shape (N, E, C) and optional keys).
+    record : Recording or any accepted form (path, mapping, recorder)
+        Coerced once with :meth:`Recording.coerce` (a ``Recording`` is not checked again).
     x, y : array-like, optional
         Raw data for detectors that need it (see :func:`align_data`).
-    record_validated : bool, default=False
-        True when ``record`` comes from :func:`~interpretdl_noise.load_training_dynamics` or
-        ``validate_training_dynamics``: it is then not checked again.
     **kwargs
         Constructor arguments for the detector.
 
@@ -302,19 +228,17 @@ def run_detector(name: str, record: Mapping[str, Any], *, x=None, y=None, record
     DetectorNotApplicable
         With the reason from :func:`applicability`.
     """
-    reason = applicability(name, record, has_data=x is not None)
+    rec = Recording.coerce(record)
+    cls = detector_class(name)
+    reason = cls.applicability(rec, has_data=x is not None)
     if reason is not None:
         raise DetectorNotApplicable(name, reason)
     detector = create_detector(name, **kwargs)
-    if get_spec(name).needs_data:
-        x_rows, y_rows = align_data(record, x, y)
-        n_classes = record["td"].shape[2]
-        _, scores = detector.interpret(x_rows, y_rows, n_classes=n_classes)
-    elif record_validated:
-        _, scores = detector.score_record(record)
+    if cls.needs_data:
+        _, scores = detector.score_data(rec, x, y)
     else:
-        _, scores = detector.interpret(training_dynamics=record)
+        _, scores = detector.score_record(rec)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if scores.shape[0] != record["td"].shape[0]:
-        raise RuntimeError(f"{name} returned {scores.shape[0]} scores for {record['td'].shape[0]} samples")
+    if scores.shape[0] != rec.n_samples:
+        raise RuntimeError(f"{name} returned {scores.shape[0]} scores for {rec.n_samples} samples")
     return scores

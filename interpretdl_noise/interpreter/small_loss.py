@@ -1,11 +1,12 @@
 """Small-loss baseline: samples whose assigned label stays improbable (or whose loss stays high)."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
-from .abc_interpreter import DatasetLevelInterpreter
+from ..recording.recording import Recording
+from .abc_interpreter import LOSSES_DERIVED_NOTE, DatasetLevelInterpreter
 
 SOURCES = ("probability", "loss")
 
@@ -31,10 +32,15 @@ class SmallLossInterpreter(DatasetLevelInterpreter):
     ----------
     source : {'probability', 'loss'}, default='probability'
         ``'probability'``: score = 1 - mean assigned-label probability (works on any recording).
-        ``'loss'``: score = mean recorded per-sample loss (needs the ``losses`` extra).
+        ``'loss'``: score = mean per-sample loss; the recorded ``losses`` when present, else the
+        cross-entropy ``-log td[:, :, 0]`` derived from the recording (see :meth:`Recording.loss_curves`).
 
     Scores: higher = more likely mislabeled.
     """
+
+    name = "small_loss"
+    summary = "1 - mean assigned-label probability (or mean loss with source='loss')"
+    listing_order = 60
 
     def __init__(self, source: str = "probability"):
         super().__init__(model=None, device="cpu")
@@ -42,10 +48,14 @@ class SmallLossInterpreter(DatasetLevelInterpreter):
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         self.source = source
 
-    def _score(self, record: Dict[str, Any]) -> np.ndarray:
+    @classmethod
+    def note(cls, recording: Recording, **params: Any):
+        if params.get("source", "probability") == "loss" and recording.losses_derived:
+            return LOSSES_DERIVED_NOTE
+        return super().note(recording, **params)
+
+    def _score(self, record: Recording) -> np.ndarray:
         if self.source == "loss":
-            if "losses" not in record:
-                raise ValueError("source='loss' needs a recording with per-sample 'losses' "
-                                 "(record with keep_losses=True), or use source='probability'")
-            return np.nanmean(np.asarray(record["losses"], dtype=np.float64), axis=1)
-        return small_loss_scores(record["td"])
+            self.losses_derived_ = record.losses_derived
+            return np.nanmean(record.loss_curves(), axis=1)
+        return small_loss_scores(record.td)
