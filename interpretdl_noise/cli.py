@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_unavailable(sub, command: str, error: ImportError) -> None:
     """A sub-command whose module cannot be imported: it parses anything and fails with the import's hint."""
-    parser = sub.add_parser(command, help=f"(unavailable: {str(error).splitlines()[0]})", add_help=False)
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    # prefix_chars="+": every word, "--quiet" too, is a positional the stub accepts and ignores
+    parser = sub.add_parser(command, help=f"(unavailable: {str(error).splitlines()[0]})", add_help=False,
+                            prefix_chars="+")
+    parser.add_argument("ignored", nargs="*")
 
     def fail(args):
         print(f"interpretdl-noise {command}: error: {error}", file=sys.stderr)

@@ -288,8 +288,15 @@ def test_npz_record_and_interpreter(tmp_path):
     np.testing.assert_array_equal(scores, an.scores)
     np.testing.assert_array_equal(order, np.argsort(scores, kind="stable"))
     assert set(interp.evaluate()) >= {"auroc", "ap"}
-    with pytest.raises(ValueError, match="losses"):
-        LossDynamicsInterpreter().interpret(training_dynamics={"td": td, "labels": labels})
+    # without recorded losses the interpreter scores the cross-entropy derived from td (and says so);
+    # the analyzer, a loss source of its own, still asks for recorded losses
+    derived = LossDynamicsInterpreter(alpha=0.05)
+    _, derived_scores = derived.interpret(training_dynamics={"td": td, "labels": labels})
+    assert derived.losses_derived_ and not interp.losses_derived_
+    np.testing.assert_allclose(derived_scores, ema_loss_dynamics(-np.log(td[:, :, 0].astype(np.float64)),
+                                                                 0.05)[:, -1], rtol=1e-12)
+    with pytest.raises(ValueError, match="no 'labels'"):
+        LossDynamicsInterpreter().interpret(training_dynamics={"td": td, "losses": rec.losses})
     with pytest.raises(ValueError, match="losses"):
         LossDynamicsAnalyzer({"td": td, "labels": labels})
 
