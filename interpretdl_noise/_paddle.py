@@ -15,7 +15,7 @@ _HINT = (
 )
 PADDLE_HINT = _HINT
 
-__all__ = ["PADDLE_HINT", "paddle", "paddle_available", "require_paddle"]
+__all__ = ["PADDLE_HINT", "paddle_available", "require_paddle"]  # and ``paddle``, resolved on access
 
 
 def require_paddle():

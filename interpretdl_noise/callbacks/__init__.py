@@ -1,4 +1,4 @@
-"""``paddle.Model.fit`` callbacks: training-dynamics recording, AUM and label tracking (need Paddle, imported on use)."""
+"""``paddle.Model.fit`` callbacks: training-dynamics recording, AUM, label tracking (Paddle; imported on use)."""
 from .._lazy import lazy_exports
 
 _LAZY = {"AUMCallback": ".aum", "RecordTrainingDynamics": ".dynamics", "LabelTracker": ".label_tracker"}

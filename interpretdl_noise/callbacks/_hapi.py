@@ -26,25 +26,27 @@ class FirstLabelLoss(paddle.nn.Layer):
 class TapMetric(paddle.metric.Metric):
     """A metric that only forwards each batch: ``sink(*compute(pred, *labels))`` (numpy arrays).
 
-    Its accumulated value is a constant 0; it exists for its side effect.
+    It exists for its side effect. Its accumulated value is the sum of what ``sink`` returned in the
+    current pass (e.g. the number of samples it took; 0 when it returns None).
     """
 
     def __init__(self, name: str, compute: Callable, sink: Callable):
         super().__init__()
         self._name, self._compute, self._sink = name, compute, sink
+        self._total = 0
 
     def compute(self, *args):
         return self._compute(*args)
 
     def update(self, *arrays):
-        self._sink(*arrays)
-        return 0.0
+        self._total += self._sink(*arrays) or 0
+        return self.accumulate()
 
     def reset(self):
-        pass
+        self._total = 0
 
     def accumulate(self):
-        return 0.0
+        return float(self._total)
 
     def name(self):
         return self._name

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -28,16 +28,16 @@ import numpy as np
 
 from .._paddle import paddle
 from ..common.file_utils import PathLike
-from ..common.plotting import save_figure
-from ._hapi import FirstLabelLoss
+from ..common.plotting import plot_grouped_curves, save_figure
+from ..common.stat import GroupedStats
+from ..interpreter.aum import logit_margins
+from ..recording.recording import Recording
+from ._hapi import FirstLabelLoss, TapMetric
 
 BOUNDS = (None, "std", "range")
 MODES = ("train", "eval", "test")
 METRICS = ("loss", "confidence", "margin")
-_LINESTYLES = {"train": "-", "eval": "--", "test": ":"}
-_BOUND_LABEL = {None: "mean", "std": "mean \u00b1 std", "range": "mean, [min, max]"}
 # smallest positive float16: a probability stored as 0 in a recording's ``td`` is at most this
-_F16_TINY = float(np.finfo(np.float16).smallest_subnormal)
 # batches are buffered and reduced together (fewer, larger numpy calls) once this many samples are waiting
 _FLUSH_SAMPLES = 65536
 
@@ -87,15 +87,10 @@ def per_sample_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def per_sample_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Logit margin, ``(B,)``: the assigned label's logit minus the largest other logit (as in AUM).
-
-    Negative when the model prefers another class.
+    """Logit margin, ``(B,)``: the assigned label's logit minus the largest other logit (AUM's margin,
+    :func:`~interpretdl_noise.interpreter.aum.logit_margins`). Negative when the model prefers another class.
     """
-    rows = np.arange(logits.shape[0])
-    assigned = logits[rows, labels]
-    others = logits.copy()
-    others[rows, labels] = -np.inf
-    return assigned - others.max(axis=1)
+    return logit_margins(logits, labels)[3]
 
 
 _BUILTIN_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -103,86 +98,6 @@ _BUILTIN_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "confidence": per_sample_confidence,
     "margin": per_sample_margin,
 }
-
-
-class GroupedStats:
-    """Running count, mean, sample variance, min and max of values grouped by label (one epoch's worth).
-
-    Each :meth:`add` is vectorised over the batch (``np.unique`` + ``np.bincount`` + ``np.minimum.at``);
-    only the distinct labels of a batch are looked up in Python. Means and variances are merged with
-    Chan et al.'s parallel update, which stays accurate where a sum of squares would not.
-    """
-
-    def __init__(self) -> None:
-        self.keys: list[Any] = []
-        self._slot: dict[Any, int] = {}
-        self.count = np.zeros(0, dtype=np.int64)
-        self.mean = np.zeros(0)
-        self.m2 = np.zeros(0)
-        self.min = np.zeros(0)
-        self.max = np.zeros(0)
-
-    def _slots(self, keys: Sequence[Any]) -> np.ndarray:
-        new = [k for k in keys if k not in self._slot]
-        if new:
-            for k in new:
-                self._slot[k] = len(self.keys)
-                self.keys.append(k)
-            grow = len(new)
-            self.count = np.concatenate([self.count, np.zeros(grow, dtype=np.int64)])
-            self.mean = np.concatenate([self.mean, np.zeros(grow)])
-            self.m2 = np.concatenate([self.m2, np.zeros(grow)])
-            self.min = np.concatenate([self.min, np.full(grow, np.inf)])
-            self.max = np.concatenate([self.max, np.full(grow, -np.inf)])
-        return np.fromiter((self._slot[k] for k in keys), dtype=np.int64, count=len(keys))
-
-    def add(self, labels: np.ndarray, values: np.ndarray) -> None:
-        """Add one batch: ``labels`` (B,) hashable values, ``values`` (B,) float64."""
-        if labels.size == 0:
-            return
-        if labels.dtype.kind in "iub" and 0 <= labels.min() and labels.max() < 4096:
-            # small non-negative integers (class ids, flags): bin directly, no sort
-            inv = labels.astype(np.intp, copy=False)
-            cnt = np.bincount(inv)
-            present = np.flatnonzero(cnt)
-            if present.size < cnt.size:
-                remap = np.zeros(cnt.size, dtype=np.intp)
-                remap[present] = np.arange(present.size)
-                inv, cnt = remap[inv], cnt[present]
-            uniq = present if labels.dtype.kind != "b" else present.astype(bool)
-        else:
-            uniq, inv = np.unique(labels, return_inverse=True)
-            inv = inv.reshape(-1)
-            cnt = np.bincount(inv, minlength=uniq.size)
-        k = uniq.size
-        mean_b = np.bincount(inv, weights=values, minlength=k) / cnt
-        m2_b = np.bincount(inv, weights=(values - mean_b[inv]) ** 2, minlength=k)
-        mn_b = np.full(k, np.inf)
-        mx_b = np.full(k, -np.inf)
-        np.minimum.at(mn_b, inv, values)
-        np.maximum.at(mx_b, inv, values)
-        s = self._slots(uniq.tolist())
-        n_a = self.count[s]
-        n = n_a + cnt
-        delta = mean_b - self.mean[s]
-        self.mean[s] += delta * (cnt / n)
-        self.m2[s] += m2_b + delta ** 2 * (n_a * cnt / n)
-        self.count[s] = n
-        self.min[s] = np.minimum(self.min[s], mn_b)
-        self.max[s] = np.maximum(self.max[s], mx_b)
-
-    def std(self) -> np.ndarray:
-        """Sample standard deviation (n - 1), 0.0 for a label seen once, as ``statistics.stdev``."""
-        out = np.zeros(len(self.keys))
-        many = self.count > 1
-        out[many] = np.sqrt(self.m2[many] / (self.count[many] - 1))
-        return out
-
-    def snapshot(self) -> dict[Any, tuple[int, float, float, float, float]]:
-        """``{label: (count, mean, std, min, max)}`` of the labels seen."""
-        std = self.std()
-        return {k: (int(self.count[i]), float(self.mean[i]), float(std[i]), float(self.min[i]), float(self.max[i]))
-                for i, k in enumerate(self.keys)}
 
 
 def _metric_name(metric: MetricLike) -> str:
@@ -215,35 +130,6 @@ def _check_modes(mode) -> tuple[str, ...]:
             raise ValueError(f"mode must be one of {MODES} (a list of them, or None for all); got {m!r}. "
                              "Model.predict is not tracked: it has no labels.")
     return tuple(m for m in MODES if m in items)
-
-
-# --------------------------------------------------------------------------------------------------
-# Paddle adapters
-# --------------------------------------------------------------------------------------------------
-class _TrackerMetric(paddle.metric.Metric):
-    """Hands each batch's logits and labels (numpy) to its :class:`LabelTracker`."""
-
-    def __init__(self, owner: LabelTracker):
-        super().__init__()
-        self.owner = owner
-        self._n = 0
-
-    def compute(self, *args):
-        return self.owner._select(args)
-
-    def update(self, *arrays):
-        self._n += self.owner._metric_update(*arrays)
-        return self.accumulate()
-
-    def reset(self):
-        self._n = 0
-
-    def accumulate(self):
-        """Number of samples tracked in the current pass (the metric itself is computed at the epoch's end)."""
-        return float(self._n)
-
-    def name(self):
-        return f"{self.owner.outputs}_samples"
 
 
 class LabelTracker(paddle.callbacks.Callback):
@@ -367,7 +253,7 @@ class LabelTracker(paddle.callbacks.Callback):
         self.modes = _check_modes(mode)
         self.outputs = outputs if outputs is not None else f"{_metric_name(metric)}_by_{_label_name(self.label)}"
         self.save_dir = save_dir
-        self.metric = _TrackerMetric(self)
+        self.metric = TapMetric(f"{self.outputs}_samples", lambda *args: self._select(args), self._metric_update)
         self.figures: list[Any] = []
         self._names = ({v: str(k) for k, v in self.label_mapping.items()} if self.label_mapping is not None else None)
         self._reset()
@@ -572,43 +458,12 @@ class LabelTracker(paddle.callbacks.Callback):
         ValueError
             If nothing has been recorded yet.
         """
-        from matplotlib import colormaps
-        from matplotlib.figure import Figure
-
         recorded = self.recorded_modes()
         if not recorded:
             raise ValueError(f"LabelTracker {self.outputs!r} has recorded no closed epoch in modes {self.modes}; "
                              "nothing to plot")
-        summaries = {m: self.summary(m) for m in recorded}
-        names: list[str] = []
-        for s in summaries.values():
-            names.extend(n for n in s if n not in names)
-        cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
-        colours = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
-        metric = _metric_name(self.metric_fn)
-        n_lines = sum(len(s) for s in summaries.values())
-        alpha = 0.2 if n_lines <= 4 else 0.1  # overlapping bands stay readable
-        figures = []
-        for bound in self.bounds:
-            fig = Figure(figsize=(7.5, 4.5), constrained_layout=True)
-            ax = fig.add_subplot()
-            for m, s in summaries.items():
-                for name, d in s.items():
-                    x, mean = np.asarray(d["epoch"]), np.asarray(d["mean"])
-                    legend = name if len(summaries) == 1 else f"{name} ({m})"
-                    ax.plot(x, mean, _LINESTYLES[m], color=colours[name], label=legend,
-                            marker="o" if len(x) <= 15 else None, markersize=3)
-                    if bound == "std":
-                        std = np.asarray(d["std"])
-                        ax.fill_between(x, mean - std, mean + std, color=colours[name], alpha=alpha, linewidth=0)
-                    elif bound == "range":
-                        ax.fill_between(x, d["min"], d["max"], color=colours[name], alpha=alpha, linewidth=0)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(f"{metric} ({_BOUND_LABEL[bound]})")
-            ax.set_title(f"{metric} by {_label_name(self.label)}" + (f" [{', '.join(summaries)}]"))
-            ax.legend(fontsize="small", ncol=2 if len(ax.lines) > 8 else 1, loc="best")
-            ax.grid(alpha=0.3)
-            figures.append(fig)
+        figures = plot_grouped_curves({m: self.summary(m) for m in recorded}, self.bounds,
+                                      metric=_metric_name(self.metric_fn), group=_label_name(self.label))
         if save_dir is not None:
             for bound, fig in zip(self.bounds, figures):
                 save_figure(fig, Path(save_dir) / f"{self.outputs}_{bound or 'mean'}.png")
@@ -626,13 +481,14 @@ class LabelTracker(paddle.callbacks.Callback):
 
         Parameters
         ----------
-        record_or_path : mapping or path
-            A recording (dict from :func:`interpretdl_noise.load_training_dynamics`) or the npz path.
+        record_or_path : Recording, path, mapping or DynamicsRecorder
+            Any form :meth:`~interpretdl_noise.Recording.coerce` accepts (validated once).
         metric : {'confidence', 'loss', 'margin'} or ndarray of shape (N, E), default='confidence'
             ``'confidence'``: ``td[:, :, 0]``, the softmax of the assigned label. ``'loss'``: the
-            recording's ``losses`` when present, else ``-log(td[:, :, 0])`` (probabilities stored as 0
-            in float16 are clipped to 6e-8, so at most 16.6). ``'margin'``: logit margin, needs the
-            recording's ``logits`` (record with ``keep_logits=True``). An array is used as is.
+            recording's ``losses`` when present, else ``-log(td[:, :, 0])`` as
+            :meth:`~interpretdl_noise.Recording.loss_curves` derives it (probabilities clipped at 1e-7).
+            ``'margin'``: logit margin, needs the recording's ``logits`` (record with ``keep_logits=True``).
+            An array is used as is.
         label : str or ndarray of shape (N,), default='label'
             ``'label'``: the assigned class (``labels[:, 0]``); ``'label_flip'``: the known-mislabeled
             flag (default display names ``{'clean': 0, 'mislabeled': 1}``); any other ``(N,)`` key of
@@ -645,21 +501,14 @@ class LabelTracker(paddle.callbacks.Callback):
         LabelTracker
             With one closed ``'train'`` epoch per recorded epoch (x = 1..E).
         """
-        from ..recording import load_training_dynamics, validate_training_dynamics
-
-        if isinstance(record_or_path, Mapping) or hasattr(record_or_path, "files"):
-            record = validate_training_dynamics(record_or_path, source="recording")
-        else:
-            record = load_training_dynamics(record_or_path)
-        td = record["td"]
-        n, e, _ = td.shape
+        record = Recording.coerce(record_or_path, source="recording")
+        td = record.td
+        n, e = record.n_samples, record.n_epochs
 
         if isinstance(label, str):
             label_name = label
             if label == "label":
-                if "labels" not in record:
-                    raise ValueError("label='label' needs the recording's 'labels' key, which is missing")
-                groups = np.asarray(record["labels"])[:, 0].astype(np.int64)
+                groups = record.require("labels", needed_by="label='label'").assigned_labels
             elif label in record and np.ndim(record[label]) == 1 and len(record[label]) == n:
                 groups = np.asarray(record[label])
                 if label == "label_flip":
@@ -680,17 +529,14 @@ class LabelTracker(paddle.callbacks.Callback):
             if metric == "confidence":
                 values = td[:, :, 0].astype(np.float64)
             elif metric == "loss":
-                if "losses" in record:
-                    values = np.asarray(record["losses"], dtype=np.float64)
-                else:
-                    values = -np.log(np.maximum(td[:, :, 0].astype(np.float64), _F16_TINY))
+                values = record.loss_curves()
             elif metric == "margin":
-                if "logits" not in record or "labels" not in record:
+                if not record.has("logits", "labels"):
                     raise ValueError("metric='margin' needs the recording's 'logits' and 'labels' keys (record with "
                                      "keep_logits=True); use 'confidence' or 'loss' otherwise")
-                logits = np.asarray(record["logits"], dtype=np.float64)
-                y = np.asarray(record["labels"])[:, 0].astype(np.int64)
-                values = per_sample_margin(logits.reshape(n * e, -1), np.repeat(y, e)).reshape(n, e)
+                logits = np.asarray(record.logits, dtype=np.float64)
+                values = per_sample_margin(logits.reshape(n * e, -1), np.repeat(record.assigned_labels, e))
+                values = values.reshape(n, e)
             else:
                 raise ValueError(f"metric must be one of {METRICS} or an (N, E) array; got {metric!r}")
         else:

@@ -1,4 +1,4 @@
-"""Shared matplotlib plots: ROC / PR curves, clean-vs-noisy score histograms, the data map.
+"""Shared matplotlib plots: ROC / PR curves, clean-vs-noisy score histograms, the data map, grouped curves.
 
 Every function builds a standalone :class:`matplotlib.figure.Figure` (not through ``pyplot``), so no
 global figure state is touched and nothing accumulates in long sessions; Jupyter still displays the
@@ -16,7 +16,10 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from .file_utils import PathLike, atomic_path
 
-__all__ = ["plot_data_map", "plot_roc_pr", "plot_score_histograms", "save_figure"]
+__all__ = ["plot_data_map", "plot_grouped_curves", "plot_roc_pr", "plot_score_histograms", "save_figure"]
+
+_LINESTYLES = {"train": "-", "eval": "--", "test": ":"}
+_BOUND_LABEL = {None: "mean", "std": "mean \u00b1 std", "range": "mean, [min, max]"}
 
 
 def save_figure(fig: Figure, path: PathLike, *, dpi: int = 110) -> None:
@@ -201,3 +204,54 @@ def _as_mask(flagged, n: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[idx] = True
     return mask
+
+
+def plot_grouped_curves(summaries: Mapping[str, Mapping[str, Mapping[str, list]]], bounds, *, metric: str,
+                        group: str) -> list[Figure]:
+    """One figure per bound: x = epoch, y = metric, one line per group (and phase), with a shaded band.
+
+    Parameters
+    ----------
+    summaries : mapping of phase -> {group name: {"epoch", "mean", "std", "min", "max", ...}}
+        Per-epoch statistics of each group, e.g. :meth:`~interpretdl_noise.LabelTracker.summary` for the
+        phases ``'train'`` / ``'eval'`` / ``'test'`` (drawn solid / dashed / dotted).
+    bounds : sequence of {None, 'std', 'range'}
+        One figure each: no band, mean +- std, or [min, max].
+    metric, group : str
+        Axis label and title parts ("<metric> by <group>").
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+    """
+    from matplotlib import colormaps
+
+    names: list[str] = []
+    for s in summaries.values():
+        names.extend(n for n in s if n not in names)
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    colours = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+    n_lines = sum(len(s) for s in summaries.values())
+    alpha = 0.2 if n_lines <= 4 else 0.1  # overlapping bands stay readable
+    figures = []
+    for bound in bounds:
+        fig = Figure(figsize=(7.5, 4.5), constrained_layout=True)
+        ax = fig.add_subplot()
+        for m, s in summaries.items():
+            for name, d in s.items():
+                x, mean = np.asarray(d["epoch"]), np.asarray(d["mean"])
+                legend = name if len(summaries) == 1 else f"{name} ({m})"
+                ax.plot(x, mean, _LINESTYLES.get(m, "-"), color=colours[name], label=legend,
+                        marker="o" if len(x) <= 15 else None, markersize=3)
+                if bound == "std":
+                    std = np.asarray(d["std"])
+                    ax.fill_between(x, mean - std, mean + std, color=colours[name], alpha=alpha, linewidth=0)
+                elif bound == "range":
+                    ax.fill_between(x, d["min"], d["max"], color=colours[name], alpha=alpha, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{metric} ({_BOUND_LABEL[bound]})")
+        ax.set_title(f"{metric} by {group}" + (f" [{', '.join(summaries)}]"))
+        ax.legend(fontsize="small", ncol=2 if len(ax.lines) > 8 else 1, loc="best")
+        ax.grid(alpha=0.3)
+        figures.append(fig)
+    return figures

@@ -26,7 +26,7 @@ the Margin Ranking." NeurIPS 2020. arXiv:2001.10528.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Union

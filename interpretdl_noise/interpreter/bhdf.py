@@ -53,9 +53,7 @@ from ..common.state_dict import load_state_dict
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 
-__all__ = [
-    "LSTMDetector",
-    "LSTM",
+__all__ = [  # LSTMDetector and LSTM: bhdf_network (also reachable here, imported on first use)
     "BHDFInterpreter",
     "resample_dynamics",
     "center_dynamics",
