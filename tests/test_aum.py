@@ -378,5 +378,8 @@ def test_callback_with_model_fit_matches_recorded_logits(digits_small, tmp_path)
 
 def test_tutorial_notebook_runs_quick():
     nb = run_notebook(REPO / "tutorials" / "aum.ipynb", timeout=300, INTERPRETDL_NOISE_QUICK=1)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    # run_notebook raises on a failing cell; check what the tutorial shows
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "max |difference| to AUMInterpreter: 0.0e+00" in text and "source=logits" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)

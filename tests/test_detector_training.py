@@ -175,6 +175,7 @@ def test_cli_train_detector_quick(tmp_path, capsys):
 
 def test_tutorial_notebook_runs_quick():
     nb = run_notebook(REPO / "tutorials" / "train_your_own_detector.ipynb", timeout=300, INTERPRETDL_NOISE_QUICK=1)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    # run_notebook raises on a failing cell; check what the tutorial shows
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "ten most suspicious samples" in text and "reloaded: AUROC on a fresh run" in text
     assert Path.cwd().exists() and not any(Path.cwd().iterdir())

@@ -54,7 +54,9 @@ def test_noise_injection_bad_input():
 
 def test_demo_command_end_to_end(tmp_path, capsys):
     assert main(["demo", "--epochs", "4", "--out", str(tmp_path), "--quiet", "--top", "3"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "it/s" not in captured.err and "%|" not in captured.err  # --quiet: no progress bar at all
     assert "auroc" in out and "Top 3 suspects" in out and "small_loss" in out
     for name in ("training_dynamics.npz", "clean_vs_noisy.png", "metrics.json", "ranked_aum.csv", "roc_pr.png"):
         assert (tmp_path / name).exists(), name

@@ -13,6 +13,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .._paddle import paddle
+from ..common.plotting import save_figure
 from ..common.seeding import paddle_seed
 from ..data import ArrayDataset, DatasetWithIndex, SeededBatchSampler, inject_label_noise, load_digits_arrays
 from ..data.noise import NOISE_KINDS
@@ -52,15 +53,13 @@ def record_noisy_digits(out_dir: Path, *, noise_rate: float = 0.2, noise_type: s
 
 
 def plot_clean_vs_noisy(td: np.ndarray, label_flip: np.ndarray, path: Path) -> Path:
-    """Mean (+- std) assigned-label probability per epoch for clean vs noisy samples, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """Mean (+- std) assigned-label probability per epoch for clean vs noisy samples, saved as PNG (atomically)."""
+    from matplotlib.figure import Figure
 
     p = td[:, :, 0].astype(np.float32)
     epochs = np.arange(1, p.shape[1] + 1)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
     for mask, name, colour in ((~label_flip, "clean", "tab:blue"), (label_flip, "noisy", "tab:red")):
         mean, std = p[mask].mean(axis=0), p[mask].std(axis=0)
         ax.plot(epochs, mean, color=colour, label=f"{name} (n={int(mask.sum())})")
@@ -69,8 +68,7 @@ def plot_clean_vs_noisy(td: np.ndarray, label_flip: np.ndarray, path: Path) -> P
            title="Training dynamics: clean vs mislabeled samples")
     ax.legend(loc="center right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -89,7 +87,8 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
     path, info = record_noisy_digits(out_dir, noise_rate=noise_rate, noise_type=noise_type, epochs=epochs,
                                      seed=seed, progress=progress)
     x = info["images"].reshape(len(info["images"]), -1)  # lets confident learning (K-fold training) run too
-    result = compare_detectors(path, out_dir=out_dir, x=x)
+    result = compare_detectors(path, out_dir=out_dir, x=x, progress=progress,
+                               detector_kwargs={"confident_learning": {"progress": progress}})
     record = result.record
     print(f"\nDigits: {info['label_flip'].size} samples, {int(info['label_flip'].sum())} labels corrupted "
           f"({noise_type}, rate {noise_rate}). Recording: {path}\n")
@@ -122,5 +121,5 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for noise and training (default 0)")
     p.add_argument("--top", type=int, default=10, help="how many suspects to print (default 10)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a new temporary folder)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_main)
