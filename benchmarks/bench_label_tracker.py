@@ -32,7 +32,7 @@ import paddle  # noqa: E402
 from paddle.static import InputSpec  # noqa: E402
 
 from interpretdl_noise import ArrayDataset, LabelTracker, load_digits_arrays  # noqa: E402
-from interpretdl_noise.callbacks.label_tracker import GroupedStats  # noqa: E402
+from interpretdl_noise.common.stat import GroupedStats  # noqa: E402
 from interpretdl_noise.common.seeding import paddle_seed  # noqa: E402
 
 

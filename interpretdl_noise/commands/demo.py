@@ -95,12 +95,12 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
     print(result.summary())
     lead = "bhdf" if "bhdf" in result.scores else str(result.metrics["auroc"].idxmax())
     scores = result.scores[lead]
-    predicted = np.asarray(record["logits"][:, -1].argmax(axis=1))
+    predicted = np.asarray(record.logits[:, -1].argmax(axis=1))
     print(f"\nTop {top} suspects by {lead} (higher score = more likely mislabeled):")
     print(f"  {'index':>6} {'given':>6} {'predicted':>9} {'true':>5} {'score':>7}")
     for i in np.argsort(-scores, kind="stable")[:top]:
         print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {info['clean_labels'][i]:>5} {scores[i]:>7.3f}")
-    png = plot_clean_vs_noisy(record["td"], record["label_flip"], out_dir / "clean_vs_noisy.png")
+    png = plot_clean_vs_noisy(record.td, record.label_flip, out_dir / "clean_vs_noisy.png")
     print(f"\nReport, ranked CSVs and plots in {out_dir} (curves of clean vs noisy samples: {png.name})")
     return result.to_dict()
 
