@@ -41,8 +41,9 @@ def npz(tmp_path):
 
 
 def test_registry_names_and_unknown():
-    assert registry.detector_names() == ["bhdf", "aum", "ema", "forgetting", "datamaps", "small_loss",
-                                         "confident_learning"]
+    builtin = ["bhdf", "aum", "ema", "forgetting", "datamaps", "small_loss", "confident_learning"]
+    # the built-in detectors keep their listing order; a new one may stand anywhere by its listing_order
+    assert [name for name in registry.detector_names() if name in builtin] == builtin
     with pytest.raises(ValueError, match="unknown detector 'nope'; choose from"):
         registry.get_spec("nope")
 
