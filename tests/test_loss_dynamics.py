@@ -395,3 +395,29 @@ def test_tutorial_notebook_runs_quick():
     nb = run_notebook(NOTEBOOK, timeout=300, INTERPRETDL_NOISE_QUICK=1)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "AUROC" in text
+
+
+def test_interpreter_runs_the_ema_once(monkeypatch):
+    """Scoring needs only the last EMA: one pass over the losses; the per-step frame is built on demand."""
+    from interpretdl_noise.interpreter import loss_dynamics
+
+    calls = []
+    original = loss_dynamics._ema_rows
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("out") is not None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loss_dynamics, "_ema_rows", counting)
+    rng = np.random.default_rng(1)
+    losses = rng.uniform(0, 3, (50, 7))
+    td = np.stack([np.exp(-losses), 1 - np.exp(-losses)], axis=2).astype(np.float16)
+    labels = np.tile(np.array([[0, 1]], dtype=np.int16), (50, 1))
+    expected = original(losses, 0.2)
+    interp = LossDynamicsInterpreter(alpha=0.2)
+    _, scores = interp.interpret(training_dynamics={"td": td, "labels": labels, "losses": losses})
+    assert calls == [False]
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    frame = interp.analyzer_.ema_dataframe                     # built now, once
+    assert calls == [False, True] and interp.analyzer_.ema_dataframe is frame
+    np.testing.assert_allclose(frame["last_value"].to_numpy(), np.sort(scores))
