@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from ..common.file_utils import atomic_path
 from ..common.metrics import detection_metrics
 from ..compare import ranked_table
-from ..interpreter.registry import DetectorNotApplicable, detector_names, detector_note, run_detector
+from ..interpreter.registry import DetectorNotApplicable, detector_class, detector_names, detector_note, run_detector
 from ..recording.recording import Recording
 
 
@@ -15,10 +16,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``detect`` sub-command on ``sub`` (an argparse subparsers object)."""
     parser = sub.add_parser(
         "detect", help="rank the samples of a recording with one detector (CSV)",
-        description="Score every sample of a recording with one detector and write a CSV with columns "
-                    "sample_id, given_label, score, rank (rank 1 = most suspicious; higher score = more likely "
-                    "mislabeled). Without --out the CSV goes to stdout and remarks (e.g. losses derived from td) "
-                    "to stderr.")
+        description=textwrap.fill(
+            "Score every sample of a recording with one detector and write a CSV with columns sample_id, "
+            "given_label, score, rank (rank 1 = most suspicious; higher score = more likely mislabeled). Without "
+            "--out the CSV goes to stdout and remarks (e.g. losses derived from td) to stderr.", 79),
+        epilog="detectors:\n" + "\n".join(f"  {name:<20} {detector_class(name).summary}" for name in detector_names()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", help="training_dynamics.npz")
     parser.add_argument("--method", required=True, choices=detector_names(), metavar="NAME",
                         help=f"detector: {', '.join(detector_names())}")
