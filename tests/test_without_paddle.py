@@ -49,6 +49,12 @@ SCRIPT = textwrap.dedent(r'''
         det = idn.create_detector(name)
         det.score_record(rec)
         out["auroc"][name] = det.evaluate()["auroc"]
+    ema = idn.LossDynamicsInterpreter()
+    ema.score_record(rec)
+    out["ema_plot"] = type(ema.analyzer_.plot_ema_loss_dynamics(ema.analyzer_.get_top_k_cands(5))).__name__
+    maps = idn.DataMapsInterpreter()
+    maps.score_record(rec)
+    out["map_plot"] = type(maps.plot(top_k=10)).__name__
     result = idn.compare_detectors(path, out_dir="report", progress=False)
     out["status"] = {k: v["status"] for k, v in result.status.items()}
     out["bhdf_reason"] = result.status["bhdf"]["reason"]
@@ -84,6 +90,7 @@ def test_numpy_core_runs_without_paddle(tmp_path):
     assert "interpretdl-noise[cpu]" in out["bhdf_reason"] and "interpretdl-noise[gpu]" in out["bhdf_reason"]
     assert "derived from td" in out["ema_note"]
     assert out["pngs"] == ["data_map.png", "roc_pr.png", "score_histograms.png"]
+    assert out["ema_plot"] == out["map_plot"] == "Figure"
     assert out["detect_rc"] == 0 and out["ranked_rows"] == 200
     assert out["demo_rc"] == 2 and "interpretdl-noise[cpu]" in proc.stderr      # the demo trains a model
     assert "interpretdl-noise[cpu]" in out["training_dynamics_error"]
