@@ -23,6 +23,7 @@ from .interpreter.loss_dynamics import LossDynamicsAnalyzer, LossDynamicsInterpr
 from .layers import AuxiliaryNetwork, CoNALNetwork, NoiseAdaptationLayer, conal_loss
 from .recording import (DynamicsRecorder, MissingRecordingKey, Recording, load_training_dynamics,
                         save_training_dynamics, transform_dynamics)
+from .reporting import Report, ReportContent, report
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,8 @@ __all__ = [
     # learning from crowd labels (CoNAL)
     "NoiseAdaptationLayer", "AuxiliaryNetwork", "CoNALNetwork", "conal_loss", "CoNAL", "train_classifier",
     "simulate_crowd", "CrowdSimulation", "majority_vote", "dawid_skene", "DawidSkeneResult",
+    # the HTML report
+    "report", "Report", "ReportContent",
     # data
     "ArrayDataset", "DatasetWithIndex", "SeededBatchSampler", "inject_label_noise", "load_digits_arrays",
 ]
