@@ -10,6 +10,8 @@ from .compare import ComparisonResult, compare_detectors
 from .crowd import (CoNAL, CrowdSimulation, DawidSkeneResult, dawid_skene, majority_vote, simulate_crowd,
                     train_classifier)
 from .data import ArrayDataset, DatasetWithIndex, SeededBatchSampler, inject_label_noise, load_digits_arrays
+from .decisions import (CleanResult, NoiseEstimate, SuggestedLabels, class_probabilities, clean,
+                        estimate_noise, find_label_issues, suggest_labels, write_clean)
 from .detector_training import build_corpus, build_detector, evaluate_detector, plan_corpus, train_detector
 from .interpreter import DatasetLevelInterpreter, Interpreter, SmallLossInterpreter, TrainingDynamics
 from .interpreter.aum import AUMCalculator, AUMInterpreter, AUMRecord
@@ -45,6 +47,9 @@ __all__ = [
     "ConfidentLearningInterpreter", "ConfidentLearning",
     # comparing detectors
     "compare_detectors", "ComparisonResult", "detection_metrics",
+    # from scores to decisions
+    "estimate_noise", "NoiseEstimate", "find_label_issues", "suggest_labels", "SuggestedLabels", "clean",
+    "CleanResult", "write_clean", "class_probabilities",
     # training the BHDF detector
     "plan_corpus", "build_corpus", "train_detector", "evaluate_detector", "build_detector",
     # label tracking
