@@ -168,9 +168,11 @@ def build_content(recording: Any, *, top: int = 100, method: str = "bhdf", class
                          f"{sorted(all_scores)}")
     from ..decisions import estimate_noise, find_label_issues, suggest_labels
 
-    flagged = np.asarray(find_label_issues(rec, method=method, cutoff=cutoff), dtype=bool).reshape(-1)
-    suggestion = suggest_labels(rec, flagged=flagged)
     estimate = estimate_noise(rec, method=noise_method)
+    # the scores and the estimate are passed on so the detector does not run twice
+    flagged = np.asarray(find_label_issues(rec, method=method, cutoff=cutoff, estimate=estimate,
+                                           scores=all_scores[method]), dtype=bool).reshape(-1)
+    suggestion = suggest_labels(rec, flagged=flagged)
     ranks = {name: rank_of(s) for name, s in all_scores.items()}
     rows = np.argsort(-all_scores[method], kind="stable")[: min(k, rec.n_samples)]
     p0 = np.asarray(rec.td[:, :, 0], dtype=np.float32)
