@@ -63,7 +63,7 @@
   }
 
   // ------------------------------------------------------------------ view: sort, filter, search
-  var currentSort = null;
+  var currentSort = config.method;  // the page is rendered in this order
   function sortCards(name) {
     if (name === currentSort) { return; }
     var attr = "data-score-" + name;
