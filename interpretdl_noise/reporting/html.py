@@ -226,12 +226,13 @@ def _summary(content: ReportContent) -> str:
     if content.known_flips is not None:
         stats.append(("known mislabeled (label_flip)", f"{int(content.known_flips.sum()):,}"))
     stat_html = "".join(f'<div class="stat"><span>{k}</span><b>{v}</b></div>' for k, v in stats)
-    per_class = bars_svg(est.per_class, names, width=max(280, min(900, 26 * rec.n_classes + 50)), height=180,
+    per_class = bars_svg(est.per_class, names, width=max(240, min(900, 22 * rec.n_classes + 50)), height=180,
                          ymax=None, axis=True, value_format="{:.1%}",
                          title="estimated share of wrong labels among samples given each class")
-    heat = heatmap_svg(content.given_vs_suggested(), names, size=250)
+    heat = heatmap_svg(content.given_vs_suggested(), names, size=230)
     panels = [f'<figure><figcaption>Estimated noise per given class</figcaption>{per_class}</figure>',
-              f'<figure><figcaption>Given vs suggested label (all {rec.n_samples:,} samples)</figcaption>'
+              f'<figure><figcaption title="counts over all {rec.n_samples:,} samples">Given vs suggested label'
+              '</figcaption>'
               f'{heat}</figure>']
     if content.metrics:
         roc = {n: m["roc"] for n, m in content.metrics.items()}
@@ -240,10 +241,10 @@ def _summary(content: ReportContent) -> str:
                        f'<td>{m["auroc"]:.3f}</td><td>{m["ap"]:.3f}</td></tr>'
                        for k, (n, m) in enumerate(content.metrics.items()))
         roc_svg = line_chart_svg(roc, xlabel="false positive rate", ylabel="true positive rate", diagonal=True,
-                                 width=250, height=200)
+                                 width=230, height=190)
         panels.append(f'<figure><figcaption>ROC against label_flip</figcaption>{roc_svg}</figure>')
         panels.append(f'<figure><figcaption>Precision–recall against label_flip</figcaption>'
-                      f'{line_chart_svg(pr, xlabel="recall", ylabel="precision", width=250, height=200)}</figure>')
+                      f'{line_chart_svg(pr, xlabel="recall", ylabel="precision", width=230, height=190)}</figure>')
         panels.append('<figure><figcaption>Detectors against label_flip</figcaption><table class="metrics">'
                       f'<tr><th>detector</th><th>AUROC</th><th>AP</th></tr>{rows}</table></figure>')
     notes = [f"{escape(n)}: not run ({escape(r)})" for n, r in content.not_run.items()]
