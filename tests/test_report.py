@@ -195,6 +195,9 @@ def test_bad_input_is_refused_clearly(recording, tmp_path):
         kwargs.setdefault("method", "small_loss")
         with pytest.raises(ValueError, match=message):
             report(path, **kwargs)
+    shifted = dict(Recording.coerce(path).to_dict(), sample_ids=np.arange(1000, 1000 + N))
+    with pytest.raises(ValueError, match=r"sample_ids range over \[1000, 1119\] but images has 120 items"):
+        report(shifted, images=imgs, methods=["small_loss"], method="small_loss")
     no_labels = {"td": np.full((5, 3, 2), 0.5, np.float16)}
     with pytest.raises(ValueError, match="labels"):
         report(no_labels, methods=["small_loss"], method="small_loss")

@@ -127,6 +127,11 @@ def report(recording: Any, images: Any = None, class_names: Optional[Sequence[st
 
     rec = Recording.coerce(recording)
     source = as_image_source(images, rec.n_samples)  # checked before the (slower) detectors run
+    if source is not None and rec.n_samples:
+        ids = rec.sample_ids
+        if ids.min() < 0 or ids.max() >= source.n:
+            raise ValueError(f"the recording's sample_ids range over [{ids.min()}, {ids.max()}] but images has "
+                             f"{source.n} items; images must be in dataset order, indexed by sample id")
     content = build_content(rec, top=top, method=method, class_names=class_names, scores=scores, methods=methods,
                             cutoff=cutoff, noise_method=noise_method)
     return Report(render(content, source, title=title), content)
