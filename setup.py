@@ -9,7 +9,8 @@ HERE = Path(__file__).parent
 INIT = (HERE / "interpretdl_noise" / "__init__.py").read_text()
 VERSION = re.search(r'^__version__ = "([^"]+)"', INIT, re.M).group(1)
 
-TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5", "ruff>=0.5"]
+TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5", "ruff>=0.5",
+        "selenium>=4.10"]  # browser tests drive the system chromium (apt: chromium chromium-driver)
 
 setup(
     name="interpretdl-noise",
@@ -20,12 +21,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["interpretdl_noise", "interpretdl_noise.*"]),
-    package_data={"interpretdl_noise": ["assets/*"]},
+    package_data={"interpretdl_noise": ["assets/*", "reporting/static/*"]},
     include_package_data=True,
     install_requires=[
         "numpy>=1.22",
         "tqdm>=4.60",
         "matplotlib>=3.5",
+        "pillow>=9.1",  # PNG thumbnails in the HTML report (matplotlib needs it too)
         "requests>=2.25",
         "pandas>=1.3",
         "scikit-learn>=1.0",

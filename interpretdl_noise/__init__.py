@@ -19,8 +19,11 @@ from .interpreter import (AUMCalculator, AUMInterpreter, AUMRecord, BHDFInterpre
                           LossDynamicsAnalyzer, LossDynamicsInterpreter, NoisyLabelCandidate, SmallLossInterpreter,
                           prepare_curves, resample_dynamics)
 from .interpreter.registry import create_detector, detector_names
+from .decisions import (CleanResult, NoiseEstimate, SuggestedLabels, class_probabilities, clean,
+                        estimate_noise, find_label_issues, suggest_labels, write_clean)
 from .recording import (DynamicsRecorder, MissingRecordingKey, Recording, load_training_dynamics,
                         save_training_dynamics, transform_dynamics)
+from .reporting import Report, ReportContent, report
 
 __version__ = "0.1.0"
 
@@ -60,6 +63,9 @@ __all__ = [
     "ConfidentLearningInterpreter",
     # comparing detectors
     "compare_detectors", "ComparisonResult", "detection_metrics",
+    # from scores to decisions
+    "estimate_noise", "NoiseEstimate", "find_label_issues", "suggest_labels", "SuggestedLabels", "clean",
+    "CleanResult", "write_clean", "class_probabilities",
     # training the BHDF detector
     "plan_corpus", "build_corpus", "train_detector", "evaluate_detector", "build_detector",
     # label tracking
@@ -67,6 +73,8 @@ __all__ = [
     # learning from crowd labels (CoNAL)
     "NoiseAdaptationLayer", "AuxiliaryNetwork", "CoNALNetwork", "conal_loss", "CoNAL", "train_classifier",
     "simulate_crowd", "CrowdSimulation", "majority_vote", "dawid_skene", "DawidSkeneResult",
+    # the HTML report
+    "report", "Report", "ReportContent",
     # data
     "ArrayDataset", "DatasetWithIndex", "SeededBatchSampler", "inject_label_noise", "load_digits_arrays",
 ]

@@ -17,6 +17,8 @@ COMMANDS = [
     "interpretdl_noise.commands.train_detector",
     "interpretdl_noise.commands.detect",
     "interpretdl_noise.commands.compare",
+    "interpretdl_noise.commands.clean",
+    "interpretdl_noise.commands.report",
 ]
 
 

@@ -58,7 +58,8 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     out = captured.out
     assert "it/s" not in captured.err and "%|" not in captured.err  # --quiet: no progress bar at all
     assert "auroc" in out and "Top 3 suspects" in out and "small_loss" in out
-    for name in ("training_dynamics.npz", "clean_vs_noisy.png", "metrics.json", "ranked_aum.csv", "roc_pr.png"):
+    for name in ("training_dynamics.npz", "clean_vs_noisy.png", "metrics.json", "ranked_aum.csv", "roc_pr.png",
+                 "report.html"):
         assert (tmp_path / name).exists(), name
     rec = interpretdl_noise.load_training_dynamics(tmp_path / "training_dynamics.npz")
     assert rec["td"].shape == (1797, 4, 10) and int(rec["label_flip"].sum()) == 359

@@ -78,7 +78,8 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
 
     Returns ``{detector: metrics}`` (AUROC, AP, precision / recall / F1 at the noise count and at k).
     Writes into ``out_dir``: the recording, ``clean_vs_noisy.png`` and the comparison report of
-    :func:`interpretdl_noise.compare_detectors` (``metrics.json``, ``ranked_<name>.csv``, ROC/PR plots).
+    :func:`interpretdl_noise.compare_detectors` (``metrics.json``, ``ranked_<name>.csv``, ROC/PR plots) and
+    ``report.html`` (:func:`interpretdl_noise.report`, with the digits as thumbnails).
     """
     from ..compare import compare_detectors
 
@@ -102,6 +103,10 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
         print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {info['clean_labels'][i]:>5} {scores[i]:>7.3f}")
     png = plot_clean_vs_noisy(record.td, record.label_flip, out_dir / "clean_vs_noisy.png")
     print(f"\nReport, ranked CSVs and plots in {out_dir} (curves of clean vs noisy samples: {png.name})")
+    from ..reporting import report
+
+    page = report(path, images=info["images"], scores=result, method=lead).save(out_dir / "report.html")
+    print(f"HTML report of the suspects, to review in a browser: {page}")
     return result.to_dict()
 
 
