@@ -1,4 +1,4 @@
-"""Tests for the safe downloader in common/file_utils: a local HTTP server on 127.0.0.1 only, never the internet."""
+"""Tests for the safe downloader (common/download.py, interpreter/bhdf_weights.py): a local HTTP server on 127.0.0.1 only, never the internet."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from interpretdl_noise.common import file_utils as fu
+from interpretdl_noise.common import download as fu
+from interpretdl_noise.interpreter import bhdf_weights as bw
 from interpretdl_noise.common.file_utils import (
     WEIGHTS_REGISTRY,
     ChecksumMismatchError,
@@ -485,10 +486,10 @@ def test_weights_spec_and_register_weights_validate(monkeypatch):
         WeightsSpec(url=url, sha256=None, filename="w.zip", member="../w.pdparams")
     with pytest.raises(ValueError, match="64 hexadecimal"):
         WeightsSpec(url=url, sha256="123", filename="w.zip")
-    monkeypatch.setattr(fu, "WEIGHTS_REGISTRY", dict(WEIGHTS_REGISTRY))
+    monkeypatch.setattr(bw, "WEIGHTS_REGISTRY", dict(WEIGHTS_REGISTRY))
     spec = WeightsSpec(url=url, sha256=BODY_SHA, filename="w.zip")
-    fu.register_weights("mine", spec)
-    assert fu.WEIGHTS_REGISTRY["mine"] is spec
+    bw.register_weights("mine", spec)
+    assert bw.WEIGHTS_REGISTRY["mine"] is spec
     with pytest.raises(ValueError, match="already registered"):
-        fu.register_weights("mine", spec)
-    fu.register_weights("mine", spec, overwrite=True)
+        bw.register_weights("mine", spec)
+    bw.register_weights("mine", spec, overwrite=True)

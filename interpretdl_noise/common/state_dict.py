@@ -13,7 +13,7 @@ from typing import Dict
 
 import numpy as np
 
-from .file_utils import PathLike
+from .atomic import PathLike
 
 # every global a paddle.save'd state dict of numpy arrays refers to (numpy 1 and 2 module names)
 _ALLOWED_GLOBALS = {

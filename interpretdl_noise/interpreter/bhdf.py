@@ -49,7 +49,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .._paddle import paddle
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.state_dict import load_state_dict
 from .abc_interpreter import DatasetLevelInterpreter
 
@@ -344,7 +344,7 @@ def _resolve_weights_spec(weights, allow_unverified: bool) -> Tuple[Path, Dict[s
         raise FileNotFoundError(f"no detector weights at {weights!r} (not an existing file); give an existing "
                                 ".pdparams path, a registry name, a URL, or weights=None for the shipped weights")
     try:
-        from ..common.file_utils import resolve_weights
+        from .bhdf_weights import resolve_weights
     except ImportError as exc:
         raise ValueError(f"weights={weights!r} is not a local file and this installation has no weights "
                          "downloader; use the shipped weights (weights=None) or a local .pdparams path") from exc
@@ -357,7 +357,7 @@ def _resolve_weights_spec(weights, allow_unverified: bool) -> Tuple[Path, Dict[s
         path = found[0]
     info = _weights_info(path)
     try:
-        from ..common.file_utils import WEIGHTS_REGISTRY
+        from .bhdf_weights import WEIGHTS_REGISTRY
 
         entry = WEIGHTS_REGISTRY.get(weights)
     except ImportError:
@@ -380,7 +380,7 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         InterpretDL's ``LSTM``. Default: a new :class:`LSTMDetector` with the ``weights``.
     weights : None or path or str, default=None
         ``None`` with no ``detector``: the shipped ``assets/noise_detector_trained.pdparams`` (no network).
-        Otherwise a local ``.pdparams`` file, a name of ``common.file_utils.WEIGHTS_REGISTRY`` or a URL
+        Otherwise a local ``.pdparams`` file, a name of ``interpreter.bhdf_weights.WEIGHTS_REGISTRY`` or a URL
         (downloaded once to the user cache and sha256-verified). With a ``detector``, the weights are
         loaded into it.
     device : str, default='cpu'
