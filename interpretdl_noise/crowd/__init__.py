@@ -2,7 +2,9 @@
 from .aggregate import DawidSkeneResult, dawid_skene, majority_vote, vote_counts
 from .conal_trainer import CoNAL, expected_calibration_error, train_classifier
 from .peerannot_io import (
+    AnswerArrays,
     PeerannotImageFolder,
+    answers_to_arrays,
     answers_to_matrix,
     load_answers,
     matrix_to_answers,
@@ -15,10 +17,12 @@ from .peerannot_io import (
 from .simulate import CrowdSimulation, common_confusion_matrix, simulate_crowd
 
 __all__ = [
+    "AnswerArrays",
     "CoNAL",
     "CrowdSimulation",
     "DawidSkeneResult",
     "PeerannotImageFolder",
+    "answers_to_arrays",
     "answers_to_matrix",
     "common_confusion_matrix",
     "dawid_skene",
