@@ -50,17 +50,21 @@ def _recording(tmp: Path, n=40, e=6, c=3, **extra) -> Path:
     return path
 
 
-def _detect(path, *args):
-    from interpretdl_noise.cli import main
-
+def _cli(command, path, *args):
     import contextlib
     import io
 
+    from interpretdl_noise.cli import main
+
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        rc = main(["detect", str(path), *args])
-    print(f"detect exit status {rc}; stderr: {err.getvalue().strip()[:200]!r}")
+        rc = main([command, str(path), *args])
+    print(f"{command} exit status {rc}; stderr: {err.getvalue().strip()[:200]!r}")
     return rc
+
+
+def _detect(path, *args):
+    return _cli("detect", path, *args)
 
 
 # ----------------------------------------------------------------------------------------------- memory bombs
@@ -135,11 +139,9 @@ def detect_out_is_input(tmp):
 
 @case
 def compare_out_is_input(tmp):
-    from interpretdl_noise.cli import main
-
     path = _recording(tmp)
     try:
-        main(["compare", str(path), "--out", str(path), "--methods", "aum", "--no-plots", "--quiet"])
+        _cli("compare", path, "--out", str(path), "--methods", "aum", "--no-plots", "--quiet")
     finally:
         print("input still an npz (zip):", path.read_bytes()[:4] == b"PK\x03\x04")
 
@@ -210,36 +212,45 @@ def aum_interpreter_inf_logits(tmp):
 
 @case
 def aum_finalize_killed_between_writes(tmp):
-    """A kill between the two CSV writes, simulated: the second write raises."""
+    """A kill between the two CSV renames, simulated: the second CSV's os.replace raises."""
+    import pandas as pd
+
     from interpretdl_noise import AUMCalculator
-    from interpretdl_noise.interpreter import aum as aum_module
 
     calc = AUMCalculator(tmp, compressed=False)
     calc.update(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 0]), np.array([0, 1]))
     calc.finalize()
     calc.update(np.array([[5.0, 0.0], [0.0, 9.0]]), np.array([0, 0]), np.array([0, 1]))
-    real = aum_module.atomic_path
-    calls = []
+    real, csv_calls = os.replace, []
 
-    def dying(path):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real(path)
+    def dying(src, dst, *a, **k):
+        if str(dst).endswith(".csv"):
+            csv_calls.append(dst)
+            if len(csv_calls) == 2:
+                raise KeyboardInterrupt("killed")
+        return real(src, dst, *a, **k)
 
-    aum_module.atomic_path = dying
+    os.replace = dying
     try:
         calc.finalize()
     except KeyboardInterrupt:
         pass
     finally:
-        aum_module.atomic_path = real
-    import pandas as pd
+        os.replace = real
 
-    values = pd.read_csv(tmp / "aum_values.csv")
-    records = pd.read_csv(tmp / "full_aum_records.csv")
-    print("aum_values updates:", "new" if values["aum"].max() > 4 else "old",
-          "| full_aum_records measurements:", int(records["num_measurements"].max()))
+    def state():
+        values = pd.read_csv(tmp / "aum_values.csv")
+        records = pd.read_csv(tmp / "full_aum_records.csv")
+        return (f"aum_values {'new' if values['aum'].max() > 3 else 'old'}, full_aum_records "
+                f"{'new' if records['num_measurements'].max() > 1 else 'old'}")
+
+    journal = tmp / ".aum_finalize.json"
+    print("right after the kill:", state(), "| journal present:", journal.exists())
+    if journal.exists():
+        from interpretdl_noise.common.atomic import complete_atomic_group
+
+        complete_atomic_group(journal)
+        print("after complete_atomic_group (also run by the next finalize):", state())
 
 
 @case

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .common.file_utils import PathLike, atomic_path
+from .common.atomic import PathLike, atomic_path, check_output_path
 from .common.metrics import detection_metrics, top_k_mask
 from .interpreter.abc_interpreter import read_training_dynamics
 from .interpreter.registry import (
@@ -249,6 +249,8 @@ def compare_detectors(recording: Mapping[str, Any] | PathLike, methods: Sequence
         ``.metrics`` (DataFrame), ``.to_dict()`` (the metrics.json content), ``.scores``, ``.status``,
         ``.agreement``; ``.summary()`` is the printed table.
     """
+    if out_dir is not None:  # before any work: the report folder must not be the recording (or another file)
+        check_output_path(out_dir, inputs=[None if isinstance(recording, Mapping) else recording], directory=True)
     record = read_training_dynamics(recording if isinstance(recording, Mapping) else None,
                                     None if isinstance(recording, Mapping) else recording)
     n = record["td"].shape[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path, check_output_path
 from ..common.metrics import detection_metrics
 from ..compare import ranked_table
 from ..interpreter.abc_interpreter import read_training_dynamics
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``detect`` for parsed ``args``; returns the exit status."""
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be a positive integer, got {args.top}")
+    if args.out is not None:  # before any work: never overwrite the recording or another non-CSV file
+        check_output_path(args.out, inputs=[args.recording], allowed_suffixes=(".csv", ".tsv", ".txt"))
     record = read_training_dynamics(training_dynamics_path=args.recording)
     try:
         scores = run_detector(args.method, record)

@@ -7,6 +7,7 @@ the old file or the new one, never half of one, and a failure leaves the old fil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Optional, Union
 
-__all__ = ["PathLike", "atomic_path", "check_output_path"]
+__all__ = ["PathLike", "atomic_group", "atomic_path", "check_output_path", "complete_atomic_group"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -41,16 +42,96 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        try:
-            old = os.stat(target)
-            mode = stat.S_IMODE(old.st_mode) if stat.S_ISREG(old.st_mode) else _new_file_mode()
-        except FileNotFoundError:
-            mode = _new_file_mode()
-        os.chmod(tmp, mode)
+        _keep_mode(tmp, target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _keep_mode(tmp: Path, target: Path) -> None:
+    try:
+        old = os.stat(target)
+        mode = stat.S_IMODE(old.st_mode) if stat.S_ISREG(old.st_mode) else _new_file_mode()
+    except FileNotFoundError:
+        mode = _new_file_mode()
+    os.chmod(tmp, mode)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def complete_atomic_group(journal: PathLike) -> bool:
+    """Finish a group write of :func:`atomic_group` that was interrupted after its commit point.
+
+    Returns True if a pending group was found (and its remaining renames done), False if there was none.
+    Safe to call at any time and more than once.
+    """
+    journal = Path(journal)
+    if not journal.is_file():
+        return False
+    try:
+        pairs = json.loads(journal.read_text(encoding="utf-8"))["renames"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the write journal {journal} is unreadable ({exc}); the files beside it may be from two "
+                         "different writes: remove the journal and write them again") from exc
+    folder = journal.parent
+    for tmp_name, final_name in pairs:
+        tmp = folder / tmp_name
+        if tmp.exists():
+            os.replace(tmp, folder / final_name)
+    journal.unlink()
+    return True
+
+
+@contextlib.contextmanager
+def atomic_group(paths: Iterable[PathLike], *, journal: Optional[PathLike] = None) -> Iterator[list]:
+    """Like :func:`atomic_path` for several files of one folder that must change together.
+
+    Yields one temporary path per target. When the block succeeds the temporaries are flushed to disk, a
+    journal listing the renames is written atomically (the commit point), the renames are done and the
+    journal is removed. A crash before the commit leaves every old file untouched; a crash after it is
+    completed by :func:`complete_atomic_group` (called on the next ``atomic_group`` with the same journal),
+    so the files end up all old or all new, never mixed.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Target files, all in one folder.
+    journal : path, optional
+        The journal file; default ``.<first name>.group.json`` in that folder.
+    """
+    targets = [Path(p) for p in paths]
+    folder = targets[0].parent
+    if any(t.parent != folder for t in targets):
+        raise ValueError(f"atomic_group needs files of one folder, got {[str(t) for t in targets]}")
+    journal = Path(journal) if journal is not None else folder / f".{targets[0].name}.group.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    complete_atomic_group(journal)
+    tmps: list = []
+    committed = False
+    try:
+        for t in targets:
+            fd, name = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            tmps.append(Path(name))
+        yield list(tmps)
+        for tmp, t in zip(tmps, targets):
+            _keep_mode(tmp, t)
+            _fsync(tmp)
+        with atomic_path(journal) as tmp_journal:
+            tmp_journal.write_text(json.dumps({"renames": [[tmp.name, t.name] for tmp, t in zip(tmps, targets)]}),
+                                   encoding="utf-8")
+            _fsync(tmp_journal)
+        committed = True
+        complete_atomic_group(journal)
+    finally:
+        if not committed:
+            for tmp in tmps:
+                if tmp.exists():
+                    tmp.unlink()
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -259,16 +259,33 @@ def _verify_sidecar_sha256(path: Path) -> None:
                          f"{expected}); the installation is corrupt: reinstall interpretdl-noise")
 
 
+MAX_GRID = 4096
+"""Largest resampling grid a weights sidecar may ask for (the shipped detector uses 32)."""
+
+
 def _weights_info(path: Path) -> Dict[str, Any]:
-    """Metadata of a weights file from its ``<stem>.json`` sidecar, if any (e.g. ``{"grid": 32}``)."""
+    """Metadata of a weights file from its ``<stem>.json`` sidecar, if any (e.g. ``{"grid": 32}``).
+
+    ``grid`` must be null or an integer in [1, MAX_GRID]; ``center`` and ``context`` must be JSON booleans.
+    """
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         return {}
     try:
         info = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the weights metadata {sidecar}: {exc}") from exc
-    return info if isinstance(info, dict) else {}
+    if not isinstance(info, dict):
+        raise ValueError(f"the weights metadata {sidecar} must be a JSON object, got {type(info).__name__}")
+    grid = info.get("grid")
+    if "grid" in info and grid is not None and (isinstance(grid, bool) or not isinstance(grid, int)
+                                                or not 1 <= grid <= MAX_GRID):
+        raise ValueError(f"the weights metadata {sidecar}: 'grid' must be null or an integer in [1, {MAX_GRID}], "
+                         f"got {grid!r}")
+    for key in ("center", "context"):
+        if key in info and not isinstance(info[key], bool):
+            raise ValueError(f"the weights metadata {sidecar}: {key!r} must be true or false, got {info[key]!r}")
+    return info
 
 
 def _canonical_names(detector) -> Dict[str, str]:
@@ -320,7 +337,12 @@ def load_detector_weights(detector, path: PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"no detector weights at {path}")
     state = load_state_dict(path)
-    detector.set_state_dict(_complete_state_dict(detector, state, str(path)))
+    full = _complete_state_dict(detector, state, str(path))
+    broken = sorted(k for k, v in full.items() if not np.isfinite(np.asarray(v, dtype=np.float64)).all())
+    if broken:
+        raise ValueError(f"{path} holds NaN or inf in {broken[:5]}; these weights would give NaN scores for every "
+                         "sample. Retrain or re-download them")
+    detector.set_state_dict(full)
     return detector
 
 
@@ -536,6 +558,10 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         finally:
             if was_training:
                 self.detector.train()
+        if not np.isfinite(out).all():
+            bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            raise ValueError(f"the detector returned NaN or inf for {bad.size} of {out.shape[0]} curves (e.g. rows "
+                             f"{bad[:5].tolist()}); its weights or the recording are broken, so no scores are given")
         if kind == "auto":
             kind = ("probabilities" if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
                     else "logits")
