@@ -429,12 +429,21 @@ def download_slow_server(tmp):
             h.wfile.flush()
             time.sleep(1.0)
 
+    import inspect
+
     srv = _serve(slow)
-    start = time.perf_counter()
     try:
-        download(f"http://127.0.0.1:{srv.server_port}/slow.bin", cache=tmp, allow_unverified=True,
-                 retries=0, progress=False, timeout=(2.0, 2.0))
-        print(f"accepted after {time.perf_counter() - start:.1f} s")
+        for extra in ({}, {"deadline": 5.0}):
+            if extra and "deadline" not in inspect.signature(download).parameters:
+                continue
+            start = time.perf_counter()
+            try:
+                download(f"http://127.0.0.1:{srv.server_port}/slow.bin", cache=tmp / str(len(extra)),
+                         allow_unverified=True, retries=0, progress=False, timeout=(2.0, 2.0), **extra)
+                print(f"{extra or 'defaults'}: accepted after {time.perf_counter() - start:.1f} s")
+            except Exception as exc:  # noqa: BLE001
+                print(f"{extra or 'defaults'}: {type(exc).__name__} after {time.perf_counter() - start:.1f} s: "
+                      f"{str(exc)[:90]}")
     finally:
         srv.shutdown()
 

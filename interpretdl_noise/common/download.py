@@ -303,7 +303,7 @@ def download(
                 ) from None
             except ChecksumMismatchError:
                 raise
-            except requests.exceptions.Timeout as err:
+            except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError) as err:
                 last = _Failure(f"timed out (connect {connect_timeout:g} s, read {read_timeout:g} s): {err}")
                 continue
             except (
@@ -433,7 +433,7 @@ def _fetch_once(
                 total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
                 disable=not progress, leave=False,
             ) as bar:
-                for chunk in resp.iter_content(chunk_size=_CHUNK):
+                for chunk in _body_chunks(resp):
                     received += len(chunk)
                     if received > limits.max_bytes:
                         raise _LimitError(f"the body exceeds the limit of {limits.max_bytes} bytes; the partial "
@@ -453,6 +453,20 @@ def _fetch_once(
                     url=url,
                 )
     return digest
+
+
+def _body_chunks(resp: requests.Response):
+    """The body as it arrives: with urllib3 2, each piece is what one socket read returns (so the deadline is
+    checked while a server trickles data); older urllib3 falls back to fixed-size chunks."""
+    read1 = getattr(resp.raw, "read1", None)
+    if read1 is None:
+        yield from resp.iter_content(chunk_size=_CHUNK)
+        return
+    while True:
+        chunk = read1(_CHUNK, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _warn_unverified(url: str, path: Path, digest: str) -> None:

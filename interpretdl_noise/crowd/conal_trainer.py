@@ -138,9 +138,10 @@ def _worker_columns(used: np.ndarray, n_workers: int | None):
     size = n_workers if n_workers is not None else int(used.max()) + 1
     if size <= _SPARSE_FACTOR * used.size + _SPARSE_SLACK:
         return np.arange(size, dtype=np.int64), int
-    warnings.warn(f"worker ids reach {int(used.max())} ({'n_workers=' + str(n_workers) if n_workers else 'no n_workers'})"
-                  f" but only {used.size} workers answered; using one confusion matrix per answering worker "
-                  "(CoNAL.worker_ids and the results' 'worker_ids' map them back)", UserWarning, stacklevel=3)
+    declared = f"n_workers={n_workers}" if n_workers else "no n_workers"
+    warnings.warn(f"worker ids reach {int(used.max())} ({declared}) but only {used.size} workers answered; using "
+                  "one confusion matrix per answering worker (CoNAL.worker_ids and the results' 'worker_ids' map "
+                  "them back)", UserWarning, stacklevel=3)
     lookup = {int(w): k for k, w in enumerate(used.tolist())}
     return used.astype(np.int64), lookup.__getitem__
 

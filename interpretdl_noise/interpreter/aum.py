@@ -572,7 +572,8 @@ class AUMCalculator:
                 for tmp, (_, frame) in zip(tmps, frames.values()):
                     frame.to_csv(tmp, index=False)
         except OSError as exc:
-            raise type(exc)(f"cannot write {target}: {exc.strerror or exc}. The AUM state is kept in memory; "
+            names = " and ".join(str(p) for p in written.values())
+            raise type(exc)(f"cannot write {names}: {exc.strerror or exc}. The AUM state is kept in memory; "
                             "call finalize(save_dir=...) with a writable folder") from exc
         return written
 
@@ -651,7 +652,8 @@ class AUMInterpreter(DatasetLevelInterpreter):
                              "or use source='probability'")
         if self.source != "probability" and has_logits:
             logits = np.asarray(record["logits"])
-            if np.isinf(logits).any():  # NaN marks an unrecorded epoch; inf is a diverged run (AUMCalculator refuses it)
+            # NaN marks an unrecorded epoch; inf is a diverged run (AUMCalculator refuses it)
+            if np.isinf(logits).any():
                 rows = np.flatnonzero(np.isinf(logits).any(axis=(1, 2)))
                 raise ValueError(f"the recording's logits hold inf for {rows.size} sample(s), e.g. rows "
                                  f"{rows[:10].tolist()}; the run diverged, so its margins are meaningless. Use "
