@@ -49,7 +49,7 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplemente
 # with (almost) no probability mass at all is an error: it is not a softmax, and every score would tie.
 SUM_TOLERANCE = 0.05
 _MIN_ROW_SUM = 0.01
-_CHUNK_ELEMENTS = 1 << 22  # validation works on slices of about this many values (bounded temporaries)
+_CHUNK_ELEMENTS = 1 << 20  # validation works on slices of about this many values (bounded temporaries)
 _MEMO_OPS = {"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"}
 _SAFE_OPS = _MEMO_OPS | {"PROTO", "FRAME", "GLOBAL", "STACK_GLOBAL", "SHORT_BINUNICODE", "BINUNICODE", "UNICODE",
                          "SHORT_BINBYTES", "BINBYTES", "BININT", "BININT1", "BININT2", "BINGET", "LONG_BINGET", "GET",
@@ -212,7 +212,7 @@ def _check_td_values(td: np.ndarray, source: str) -> None:
         sums = part.sum(axis=2, dtype=np.float32)
         for mask, kind in ((sums < _MIN_ROW_SUM, "empty"), (np.abs(sums - 1.0) > SUM_TOLERANCE, "off")):
             if mask.any():
-                i, e = np.argwhere(mask)[0]
+                i, e = np.unravel_index(int(mask.argmax()), mask.shape)  # the first one, without listing all
                 where = (start + int(i), int(e), float(sums[i, e]))
                 if kind == "empty":
                     empty_count, empty_at = empty_count + int(mask.sum()), empty_at or where
