@@ -168,7 +168,8 @@ def test_a_malicious_pickle_is_never_executed(tmp_path):
 def test_td_rows_without_probability_mass_are_refused_and_off_sums_warned():
     td = softmax_td()
     td[3, 2] = 0
-    with pytest.raises(ValueError, match=r"1 \(sample, epoch\) row\(s\) sum to \(almost\) 0, e.g. sample row 3, epoch 2"):
+    with pytest.raises(ValueError, match=r"1 \(sample, epoch\) row\(s\) sum to \(almost\) 0, e.g. sample row 3, "
+                                         r"epoch 2"):
         Recording.coerce({"td": td})
     td = softmax_td()
     td[5, 1] *= 0.5
@@ -182,8 +183,9 @@ def test_one_class_is_refused():
         AUMInterpreter().interpret(training_dynamics={"td": np.ones((10, 4, 1), dtype=np.float16)})
 
 
-@pytest.mark.parametrize("ids, match", [([0, 0, 1, 2], "distinct; 1 id.* e.g. \\[0\\]"), ([-1, 0, 1, 2], "row 0 holds -1"),
-                                        ([0.5, 1, 2, 3], "must be integers"), ([0, np.nan, 2, 3], "must be integers")])
+@pytest.mark.parametrize("ids, match", [([0, 0, 1, 2], "distinct; 1 id.* e.g. \\[0\\]"),
+                                        ([-1, 0, 1, 2], "row 0 holds -1"), ([0.5, 1, 2, 3], "must be integers"),
+                                        ([0, np.nan, 2, 3], "must be integers")])
 def test_bad_sample_ids_are_refused(tmp_path, ids, match):
     with pytest.raises(ValueError, match=match):
         write_recording(tmp_path / "rec.npz", n=4, sample_ids=np.array(ids))
