@@ -9,7 +9,7 @@ HERE = Path(__file__).parent
 INIT = (HERE / "interpretdl_noise" / "__init__.py").read_text()
 VERSION = re.search(r'^__version__ = "([^"]+)"', INIT, re.M).group(1)
 
-TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5"]
+TEST = ["pytest>=7", "hypothesis>=6.80", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5"]
 
 setup(
     name="interpretdl-noise",
