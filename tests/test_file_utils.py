@@ -594,3 +594,19 @@ def test_file_utils_still_exports_the_old_names():
     for name in file_utils.__all__:
         assert getattr(file_utils, name) is not None
     assert file_utils.resolve_weights is resolve_weights and file_utils.atomic_path is not None
+
+
+def test_archive_that_inflates_too_far_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(fu, "_MAX_EXTRACT_BYTES", 10_000)
+    zpath = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("w.pdparams", bytes(20_000))
+    tpath = tmp_path / "bomb.tar.gz"
+    with tarfile.open(tpath, "w:gz") as tf:
+        info = tarfile.TarInfo("w.pdparams")
+        info.size = 20_000
+        tf.addfile(info, io.BytesIO(bytes(20_000)))
+    for path in (zpath, tpath):
+        with pytest.raises(UnsafeArchiveError, match="add up to 20000 bytes"):
+            extract_archive(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

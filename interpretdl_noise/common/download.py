@@ -63,6 +63,7 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 16
 _MAX_BACKOFF = 30.0
 _MAX_LINK_HOPS = 40
+_MAX_EXTRACT_BYTES = 4 << 30  # an archive that inflates beyond this (a zip bomb) is refused before extracting
 _OFFLINE_HINT = (
     "Without network access: for the BHDF detector, use the weights shipped with the package "
     "(BHDFInterpreter() with no weights argument), or download the file on another machine and pass its "
@@ -591,8 +592,15 @@ def _virtual_resolve(parts: list[str], links: dict[tuple[str, ...], str]) -> tup
     return tuple(cur)
 
 
+def _check_total(src: Path, total: int) -> None:
+    if total > _MAX_EXTRACT_BYTES:
+        raise UnsafeArchiveError(f"refusing to extract {src}: its members add up to {total} bytes, more than the "
+                                 f"limit of {_MAX_EXTRACT_BYTES} bytes (a zip bomb?)")
+
+
 def _extract_zip(src: Path, dest: Path) -> list[Path]:
     with zipfile.ZipFile(src) as zf:
+        _check_total(src, sum(info.file_size for info in zf.infolist()))
         plan = []
         for info in zf.infolist():
             parts = _safe_parts(info.filename, src)
@@ -618,6 +626,7 @@ def _extract_zip(src: Path, dest: Path) -> list[Path]:
 def _extract_tar(src: Path, dest: Path) -> list[Path]:
     with tarfile.open(src) as tf:
         members = tf.getmembers()
+        _check_total(src, sum(m.size for m in members if m.isfile()))
         parsed = [(m, _safe_parts(m.name, src)) for m in members]
         links = {tuple(parts): m.linkname for m, parts in parsed if m.issym() and parts}
         plan = []
