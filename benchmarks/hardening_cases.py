@@ -490,11 +490,20 @@ def download_huge_body(tmp):
 
     for mod in {fu, sys.modules.get("interpretdl_noise.common.download")} - {None}:
         mod.open = counting_open
+    import inspect
+
     try:
-        download(f"http://127.0.0.1:{srv.server_port}/big.bin", sha256="0" * 64, cache=tmp, retries=0,
-                 progress=False, timeout=(2.0, 5.0))
+        for extra in ({}, {"max_bytes": 1 << 20}):
+            if extra and "max_bytes" not in inspect.signature(download).parameters:
+                continue
+            seen.clear()
+            try:
+                download(f"http://127.0.0.1:{srv.server_port}/big.bin", sha256="0" * 64, cache=tmp / str(len(extra)),
+                         retries=0, progress=False, timeout=(2.0, 5.0), **extra)
+            except Exception as exc:  # noqa: BLE001
+                print(f"{extra or 'defaults'}: {max(seen) if seen else 0} bytes written, then {type(exc).__name__}: "
+                      f"{str(exc)[:80]}")
     finally:
-        print(f"bytes written before the error: {max(seen) if seen else 0}")
         srv.shutdown()
 
 
