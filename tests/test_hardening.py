@@ -329,6 +329,15 @@ def test_the_same_worker_twice_in_a_task_is_refused(tmp_path):
         load_answers(path)
 
 
+def test_train_file_task_ids_are_ascii_digits():
+    from interpretdl_noise.crowd import task_id_from_filename
+
+    assert task_id_from_filename("cat-12.png") == 12
+    for name in ("cat-\u0661.png", "cat-+1.png", "cat-" + "9" * 40 + ".png"):
+        with pytest.raises(ValueError, match="does not end in -<task_id>"):
+            task_id_from_filename(name)
+
+
 @pytest.mark.parametrize("key", ["\u0661", "\u00b2", "1e3", "0x10", "9" * 5000, "", " ", "-1", "1.0"])
 def test_only_ascii_digit_ids_are_numbers(key):
     with pytest.raises(ValueError, match="task id"):

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path
 from ..common.seeding import paddle_seed
 from ..data import SeededBatchSampler
 from ..layers.conal import CONFUSION_INPUTS, CoNALNetwork, conal_loss

@@ -28,7 +28,7 @@ from typing import Any, Union
 import numpy as np
 
 from .._paddle import paddle
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path
 
 PathLike = Union[str, "os.PathLike[str]"]
 Answers = dict[int, dict[int, int]]
@@ -340,7 +340,7 @@ def task_id_from_filename(name: str) -> int:
     """Task id of a peerannot train file: the integer after the last ``-`` of the stem (``cat-12.png`` -> 12)."""
     stem = Path(name).name.split(".")[0]
     suffix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
-    if not suffix.isdigit():
+    if not _ID_RE.fullmatch(suffix) or suffix.startswith("+"):
         raise ValueError(f"train file {name!r} does not end in -<task_id> (e.g. 'img-12.png'), "
                          "as peerannot's layout requires")
     return int(suffix)
