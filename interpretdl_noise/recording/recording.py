@@ -121,10 +121,9 @@ class Recording(Mapping):
 
         Missing cells are filled per class (see :func:`~interpretdl_noise.recording.transform_dynamics`).
         """
-        from .transform import recorder_arrays, transform_dynamics
+        from .transform import transform_recorder
 
-        probs, targets, ids, extras = recorder_arrays(recorder)
-        td, labels = transform_dynamics(probs, targets, sample_ids=ids)
+        td, labels, ids, extras = transform_recorder(recorder)  # completed epochs; ranks from its running sums
         arrays: dict[str, Any] = {"td": td, "labels": labels, "sample_ids": np.asarray(ids, dtype=np.int64)}
         arrays.update(extras)
         if label_flip is not None:
