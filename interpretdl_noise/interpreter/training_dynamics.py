@@ -115,7 +115,7 @@ class TrainingDynamics(Interpreter):
                   record: str = "train", eval_loader=None, keep_logits: bool = False, keep_losses: bool = False,
                   n_samples: Optional[int] = None, directory: Optional[PathLike] = None, resume: bool = False,
                   distributed: Optional[bool] = None, on_nonfinite: str = "raise",
-                  progress: bool = True) -> Union[DynamicsRecorder, RemoteRecording, None]:
+                  on_epoch_end: Optional[Callable[[int], Any]] = None, progress: bool = True) -> Union[DynamicsRecorder, RemoteRecording, None]:
         """Train for ``epochs`` epochs and record every sample in every epoch.
 
         Parameters
@@ -163,6 +163,10 @@ class TrainingDynamics(Interpreter):
             :class:`~interpretdl_noise.recording.NonFiniteDynamicsError` naming the epoch and the number
             of samples; ``'stop'`` stops training there and returns the completed epochs (the reason is
             kept as ``self.stopped_``). They are never recorded as gaps.
+        on_epoch_end : callable, optional
+            ``on_epoch_end(epoch)``, called on every rank after epoch ``epoch`` is recorded (and on disk)
+            and the epoch's scheduler step: the place to save your model / optimizer / scheduler checkpoint
+            for ``resume`` (it then matches ``completed_epochs == epoch + 1``).
         progress : bool, default=True
             Show a tqdm bar (on rank 0 only).
 
@@ -246,6 +250,8 @@ class TrainingDynamics(Interpreter):
                         break
                     if lr_scheduler is not None and scheduler_step == "epoch":
                         lr_scheduler.step()
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch)
                     bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}")
         except RuntimeError as exc:
             session.abort()
