@@ -115,7 +115,8 @@ class TrainingDynamics(Interpreter):
                   record: str = "train", eval_loader=None, keep_logits: bool = False, keep_losses: bool = False,
                   n_samples: Optional[int] = None, directory: Optional[PathLike] = None, resume: bool = False,
                   distributed: Optional[bool] = None, on_nonfinite: str = "raise",
-                  on_epoch_end: Optional[Callable[[int], Any]] = None, progress: bool = True) -> Union[DynamicsRecorder, RemoteRecording, None]:
+                  on_epoch_end: Optional[Callable[[int], Any]] = None,
+                  progress: bool = True) -> Union[DynamicsRecorder, RemoteRecording, None]:
         """Train for ``epochs`` epochs and record every sample in every epoch.
 
         Parameters
