@@ -88,8 +88,9 @@ def latest_copy_wins(ids: np.ndarray, steps: np.ndarray, ranks: np.ndarray) -> n
         One row index per distinct id, sorted by id.
     """
     ids, steps, ranks = (np.asarray(a, dtype=np.int64) for a in (ids, steps, ranks))
-    position = np.arange(ids.size)
-    order = np.lexsort((position, ranks, steps, ids))  # by id, then (step, rank, position) ascending
+    width = int(ranks.max()) + 1 if ranks.size else 1
+    # lexsort is stable: rows with the same (id, step, rank) keep their order, so the later row sorts last
+    order = np.lexsort((steps * width + ranks, ids))  # by id, then (step, rank) ascending
     last = np.ones(ids.size, dtype=bool)
     sorted_ids = ids[order]
     last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
