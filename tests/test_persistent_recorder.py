@@ -315,3 +315,29 @@ def test_merge_shard_folders_with_the_tie_rule(tmp_path):
         warnings.simplefilter("error")
         td, labels = TrainingDynamics(make_mlp(6, 8, 3)).transform(merged)
     assert td.shape == (n, e, c)
+
+
+def test_replacing_a_closed_recording_never_breaks_its_readers(tmp_path):
+    old, probs = _filled(directory=tmp_path / "rec")
+    old.close()  # lock released; old.probs is still a live memory map of the folder's file
+    reader = DynamicsRecorder.open(tmp_path / "rec")
+    new = DynamicsRecorder(20, 4, 3, directory=tmp_path / "rec", overwrite=True)  # unlinks, never truncates
+    new.begin_epoch(0)
+    new.update(0, [0], np.eye(3)[:1], targets=[0])
+    np.testing.assert_array_equal(old.probs, probs.astype(np.float16))  # no SIGBUS, old data intact
+    np.testing.assert_array_equal(reader.probs, probs.astype(np.float16))
+    new.close()
+    assert DynamicsRecorder.open(tmp_path / "rec").completed_epochs == 0
+
+
+def test_broken_folders_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no recording"):
+        DynamicsRecorder.open(tmp_path)
+    rec, _ = _filled(directory=tmp_path / "rec")
+    rec.close()
+    (tmp_path / "rec" / "seen.npy").write_bytes(b"not an array")
+    with pytest.raises(ValueError, match="seen.npy"):
+        DynamicsRecorder.open(tmp_path / "rec")
+    (tmp_path / "rec" / "recording.json").write_text("{")
+    with pytest.raises(ValueError, match="not a readable recording description"):
+        DynamicsRecorder.open(tmp_path / "rec")
