@@ -86,11 +86,12 @@ def dict_to_array(logits_dict: Mapping) -> Tuple[np.ndarray, np.ndarray]:
     return ids, probs
 
 
-def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> None:
+def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Fill, in place, epochs where a sample's whole probability vector is NaN.
 
     ``block`` is float16 ``(n, E, C)``; ``gap`` is ``(n, E)`` bool and every row has a recorded epoch.
-    Only the gap cells are touched, with the same arithmetic as :func:`_interpolate_block`.
+    Only the gap cells are touched, with the same arithmetic as :func:`_interpolate_block`. Returns the
+    filled cells' rows and their float16 values ``(G, C)``.
     """
     n_epochs = block.shape[1]
     steps = np.arange(n_epochs, dtype=np.int64)
@@ -104,7 +105,9 @@ def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> None:
     both = has_p & has_q
     weight = (np.where(both, cols - p, 0) / np.where(both, q - p, 1))[:, None]
     filled = np.where(both[:, None], v_p + weight * (v_q - v_p), np.where(has_p[:, None], v_p, v_q))
-    block[rows, cols] = filled.astype(np.float32).astype(np.float16)
+    values = filled.astype(np.float32).astype(np.float16)
+    block[rows, cols] = values
+    return rows, values
 
 
 def _transform_block(probs: np.ndarray, targets: np.ndarray, ids: Optional[np.ndarray], start: int,
@@ -122,12 +125,22 @@ def _transform_block(probs: np.ndarray, targets: np.ndarray, ids: Optional[np.nd
         gap = np.isnan(block[:, :, 0])
         if gap.all(axis=1).any():
             interpolate_missing(probs[start:stop], sample_ids=None if ids is None else ids[start:stop])  # names them
+        filled_rows = filled = None
         if gap.any():
             rows, cols = np.nonzero(gap)
             partial_gap = ~np.isnan(block[rows, cols]).all(axis=1)  # class 0 missing but not the whole vector
             gap[rows[partial_gap], cols[partial_gap]] = False  # left for the per-class pass below
-            _fill_whole_vector_gaps(block, gap)
-        means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
+            filled_rows, filled = _fill_whole_vector_gaps(block, gap)
+        if complete is not None and class_means is not None:
+            # a recorder's gaps are whole unseen vectors: its sums cover the seen cells, add the filled ones
+            means32 = np.array(class_means[start:stop], dtype=np.float32)
+            if filled is not None:
+                extra = np.zeros(means32.shape, dtype=np.float32)
+                np.add.at(extra, filled_rows, filled.astype(np.float32))
+                means32 += extra / np.float32(probs.shape[1])
+            means = _float16_means(means32)
+        else:
+            means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
         partial = np.isnan(means).any(axis=1)
         if partial.any():  # single-class gaps: per-class interpolation of those rows only
             rows = start + np.flatnonzero(partial)
@@ -176,8 +189,10 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
     sample_ids : sequence of length N, optional
         Used in error messages only.
     class_means : ndarray of shape (N, C), float32, optional
-        Per-class means over the E epochs (a recorder's running sums, see :func:`running_class_means`),
-        used to rank the classes of samples flagged in ``complete`` instead of re-reading their values.
+        A recorder's running sums over its seen cells divided by E (see :func:`running_class_means`),
+        used with ``complete`` to rank classes instead of re-reading every value; for a sample with gaps
+        the filled values are added. It assumes, as a recorder guarantees, that every gap is a whole
+        unseen probability vector.
     complete : ndarray of shape (N,), bool, optional
         True for samples recorded in every epoch (no gap). Their float16 ``probs`` are read once, for
         the output only.
