@@ -391,6 +391,8 @@ class TrainingDynamics(Interpreter):
         if isinstance(logits, DynamicsRecorder):
             info.update(completed_epochs=int(td.shape[1]), planned_epochs=int(logits.n_epochs),
                         duplicates=int(np.asarray(logits.duplicates).sum()))
+            if logits.meta:  # e.g. the world size of a data-parallel recording
+                info["recorder"] = dict(logits.meta)
             if td.shape[1] < logits.n_epochs:
                 warnings.warn(f"saving the {td.shape[1]} completed epoch(s) of {logits.n_epochs} planned; the "
                               f"others did not run and are not invented", UserWarning, stacklevel=2)

@@ -176,8 +176,8 @@ class DynamicsRecorder:
 
     # ------------------------------------------------------------------ storage
     def _alloc(self, name, shape, dtype, fill) -> np.ndarray:
-        if self.directory is None:
-            return np.full(shape, fill, dtype=dtype)
+        if self.directory is None:  # zeros come from calloc: pages are only touched when written
+            return np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
         arr = np.lib.format.open_memmap(self.directory / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
         if fill != 0:
             arr[...] = fill
