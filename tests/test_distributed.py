@@ -167,3 +167,16 @@ def test_distributed_true_in_a_single_process_records_alone(tmp_path):
         warnings.simplefilter("ignore")
         model.fit(DatasetWithIndex(ArrayDataset(x, y)), epochs=1, batch_size=BATCH, verbose=0, callbacks=[cb])
     assert cb.recorder.seen.all()
+
+
+def test_a_launch_without_init_parallel_env_is_refused_clearly(monkeypatch):
+    # what a script sees when started by the launcher but never calling init_parallel_env()
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda *a, **k: 2)
+    monkeypatch.setattr(paddle.distributed, "get_rank", lambda *a, **k: 0)
+    monkeypatch.setattr(paddle.distributed, "is_initialized", lambda: False)
+    x, y = _data()
+    net = make_mlp(6, 8, 3)
+    loader = paddle.io.DataLoader(DatasetWithIndex(ArrayDataset(x, y), index_first=True), batch_size=BATCH)
+    with pytest.raises(ValueError, match=r"init_parallel_env\(\).*distributed=False"):
+        TrainingDynamics(net).generator(loader, paddle.optimizer.SGD(0.1, parameters=net.parameters()), 1,
+                                        progress=False)

@@ -73,6 +73,13 @@ def world_info() -> tuple[int, int]:
     return (int(dist.get_rank()), world) if world > 1 else (0, 1)
 
 
+def _initialized() -> bool:
+    from .._paddle import paddle
+
+    check = getattr(paddle.distributed, "is_initialized", None)
+    return True if check is None else bool(check())
+
+
 def latest_copy_wins(ids: np.ndarray, steps: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """Indices of the rows to keep: per sample id, the row with the latest ``(step, rank)``.
 
@@ -137,6 +144,10 @@ class RecordingSession:
         self.on_nonfinite = on_nonfinite
         rank, world = world_info()
         self.active = world > 1 and distributed is not False  # distributed=True in a single process: rank 0 alone
+        if self.active and not _initialized():
+            raise ValueError(f"paddle.distributed reports {world} ranks but its parallel environment is not "
+                             f"initialised: call paddle.distributed.init_parallel_env() before recording (hapi's "
+                             f"Model.prepare does it itself), or pass distributed=False to record this rank alone")
         self.rank, self.world_size = rank, world
         self.shard = world > 1 and not self.active
         self.directory = None if directory is None else Path(directory)
@@ -280,16 +291,17 @@ class RecordingSession:
             raise NonFiniteDynamicsError(epoch, nonfinite, completed, self.n_samples)
         width = max(max(counts), 1)
         ints = np.zeros((width, 3), dtype=np.int64)
-        ints[:ids.size] = np.stack([ids, steps, targets], axis=1) if ids.size else 0
         f16 = np.zeros((width, max(c, 1)), dtype=np.float16)
-        f16[:ids.size, :c] = probs
+        if ids.size:  # a rank without batches this epoch still takes part, with padding only
+            ints[:ids.size] = np.stack([ids, steps, targets], axis=1)
+            f16[:ids.size, :c] = probs
         gathered = [self._gather(ints, "the sample ids", epoch), self._gather(f16, "the probabilities", epoch)]
         extra_width = (c if self.keep_logits else 0) + (1 if self.keep_losses else 0)
         if extra_width:
             f32 = np.zeros((width, extra_width), dtype=np.float32)
-            if self.keep_logits and logits is not None:
+            if self.keep_logits and logits is not None and ids.size:
                 f32[:ids.size, :c] = logits
-            if self.keep_losses and losses is not None:
+            if self.keep_losses and losses is not None and ids.size:
                 f32[:ids.size, -1] = losses
             gathered.append(self._gather(f32, "the logits / losses", epoch))
         if self.is_main:
