@@ -84,6 +84,29 @@ class DyingLoader:
             self._die()
 
 
+class CrashingLoader(DyingLoader):
+    """Every rank raises (a simulated crash of the whole job) at the start of epoch 1."""
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+        return iter(self.inner)
+
+
+def record_resumed(out):
+    """lr 0, crashed in epoch 1, then resumed: must equal the uninterrupted lr-0 recording."""
+    net = paddle.DataParallel(mlp())
+    opt = paddle.optimizer.SGD(0.0, parameters=net.parameters())
+    try:
+        TrainingDynamics(net).generator(CrashingLoader(loader(False), at_end=False), opt, 2, directory=out / "resumed",
+                                        progress=False)
+    except RuntimeError as exc:
+        assert "simulated crash" in str(exc), exc
+    return TrainingDynamics(net).generator(loader(False), opt, 2, directory=out / "resumed", resume=True,
+                                           progress=False)
+
+
 def main(mode, out):
     dist.init_parallel_env()
     rank = dist.get_rank()
@@ -94,6 +117,7 @@ def main(mode, out):
         record_generator(out, "lr0", lr=0.0, shuffle=False, epochs=2)
         record_generator(out, "gen", lr=0.1, shuffle=False, epochs=2, keep_losses=True)
         hapi = record_hapi(out, epochs=2)
+        record_resumed(out)
         print(f"RESULT rank {rank} generator={type(shuffled).__name__} hapi={type(hapi).__name__} "
               f"completed={shuffled.completed_epochs}", flush=True)
     elif mode in ("die", "die-mid"):

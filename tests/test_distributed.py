@@ -110,6 +110,9 @@ def test_b_lr0_two_processes_equal_one_process_bit_for_bit(recorded, tmp_path):
     assert two.probs.dtype == np.float16 and two.seen.all()
     np.testing.assert_array_equal(two.probs, single.probs)
     np.testing.assert_array_equal(two.targets, single.targets)
+    resumed = DynamicsRecorder.open(out / "resumed")  # crashed in epoch 1 on both ranks, then resume=True
+    assert resumed.completed_epochs == 2
+    np.testing.assert_array_equal(resumed.probs, single.probs)
     td_one, labels_one = TrainingDynamics(net).transform(single)
     td_two, labels_two = TrainingDynamics(net).transform(two)
     np.testing.assert_array_equal(td_two, td_one)
