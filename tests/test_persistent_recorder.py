@@ -93,11 +93,14 @@ def test_second_recorder_on_a_live_folder_is_refused_and_changes_nothing(tmp_pat
     with pytest.raises(RecorderInUseError):
         DynamicsRecorder.open(tmp_path / "rec", mode="r+")
     code = ("import sys\nfrom interpretdl_noise import DynamicsRecorder\n"
+            "reader = DynamicsRecorder.open(sys.argv[1])\n"
+            "print('completed', reader.completed_epochs, float(reader.probs[0, 3, 0]))\n"
             "try:\n    DynamicsRecorder(20, 4, 3, directory=sys.argv[1], overwrite=True)\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rec")], capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0 and "RecorderInUseError" in out.stdout, out.stderr[-2000:]
+    assert f"completed 4 {float(before[0, 3, 0])}" in out.stdout  # another process reads the live recording
     np.testing.assert_array_equal(rec.probs, before)  # still mapped and unchanged: no SIGBUS, no corruption
     rec.close()
     assert DynamicsRecorder.open(tmp_path / "rec").completed_epochs == 4

@@ -210,7 +210,7 @@ class TrainingDynamics(Interpreter):
                         losses=losses.detach().numpy() if (keep_losses and losses is not None) else None)
 
         bar = tqdm(range(session.start_epoch, epochs), desc="training dynamics", unit="epoch",
-                   disable=not (progress and session.is_main), initial=session.start_epoch, total=epochs)
+                   disable=not (progress and session.rank == 0), initial=session.start_epoch, total=epochs)
         epoch = step = session.start_epoch
         try:
             with self.device_scope():
