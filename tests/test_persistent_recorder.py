@@ -356,3 +356,13 @@ def test_broken_folders_are_named(tmp_path):
     (tmp_path / "rec" / "recording.json").write_text("{")
     with pytest.raises(ValueError, match="not a readable recording description"):
         DynamicsRecorder.open(tmp_path / "rec")
+
+
+def test_a_recorder_folder_is_a_recording(tmp_path):
+    from interpretdl_noise import Recording
+
+    rec, probs = _filled(directory=tmp_path / "rec")
+    rec.close()
+    loaded = Recording.coerce(tmp_path / "rec")
+    assert loaded.n_epochs == 4 and loaded.n_samples == 20
+    np.testing.assert_array_equal(loaded.assigned_labels, np.arange(20) % 3)
