@@ -7,8 +7,8 @@ import pytest
 from conftest import make_mlp
 from paddle.static import InputSpec
 
-from interpretdl_noise import (ArrayDataset, DatasetWithIndex, TrainingDynamics, inject_label_noise,
-                               load_training_dynamics)
+from interpretdl_noise import (ArrayDataset, DatasetWithIndex, DynamicsRecorder, TrainingDynamics,
+                               inject_label_noise, load_training_dynamics)
 from interpretdl_noise.callbacks import RecordTrainingDynamics
 
 
@@ -216,3 +216,29 @@ def test_corpus_records_through_the_generator_with_the_same_curves(settings):
     rec = record_run(spec)
     np.testing.assert_array_equal(rec["td"], td)  # bit for bit: the shipped weights' corpus is unchanged
     np.testing.assert_array_equal(rec["labels"], labels)
+
+
+def test_hapi_nonfinite_stop_ends_fit_and_keeps_completed_epochs(tiny, tmp_path):
+    x, y = tiny
+    net = paddle.nn.Linear(6, 3)
+
+    class Diverge(paddle.callbacks.Callback):  # the weights blow up at the start of epoch 1
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs_begun = epoch + 1
+            if epoch == 1:
+                net.weight.set_value(np.full(net.weight.shape, np.nan, dtype=np.float32))
+
+    cb = RecordTrainingDynamics(len(y), on_nonfinite="stop", directory=tmp_path / "rec")
+    diverge = Diverge()
+    model = paddle.Model(net, inputs=[InputSpec([None, 6], "float32", "x")],
+                         labels=[InputSpec([None, 1], "int64", "y"), InputSpec([None, 1], "int64", "index")])
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()),
+                  loss=cb.wrap_loss(paddle.nn.CrossEntropyLoss()), metrics=[cb.metric])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(DatasetWithIndex(ArrayDataset(x, y)), epochs=4, batch_size=16, verbose=0, callbacks=[diverge, cb])
+    assert any("recording stopped" in str(w.message) for w in caught)
+    assert diverge.epochs_begun == 2  # fit stopped after the diverged epoch
+    assert cb.stopped_.epoch == 1 and cb.recorder.completed_epochs == 1
+    kept = DynamicsRecorder.open(tmp_path / "rec")  # on disk: epoch 0 only, never the NaN epoch as a gap
+    assert kept.completed_epochs == 1 and kept.seen[:, 0].all() and not kept.seen[:, 1].any()
