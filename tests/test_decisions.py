@@ -114,14 +114,17 @@ def test_parse_cutoff():
 def test_find_label_issues_cutoffs(noisy_run):
     rec, flips = noisy_run["rec"], noisy_run["flips"]
     scores = inl.interpreter.registry.run_detector("bhdf", rec)
-    auto = inl.find_label_issues(rec, "bhdf", scores=scores)
+    auto = inl.find_label_issues(rec, "bhdf", scores=scores, per_class=True)
     assert auto.dtype == bool and auto.shape == (600,)
     est = inl.estimate_noise(rec, n_bootstrap=0)
     assert abs(int(auto.sum()) - est.n_issues) <= 10  # per-class rounding
+    given = rec.assigned_labels
+    for c in range(10):  # each class gets its own estimated count
+        assert abs(int(auto[given == c].sum()) - est.per_class_issues[c]) <= 1
     precision = (auto & flips).sum() / auto.sum()
     recall = (auto & flips).sum() / flips.sum()
     assert precision > 0.7 and recall > 0.7
-    glob = inl.find_label_issues(rec, "bhdf", scores=scores, estimate=est, per_class=False)
+    glob = inl.find_label_issues(rec, "bhdf", scores=scores, estimate=est)
     assert int(glob.sum()) == est.n_issues
     top = inl.find_label_issues(rec, "bhdf", 50, scores=scores)
     assert top.sum() == 50 and scores[top].min() >= scores[~top].max()
@@ -259,3 +262,13 @@ def test_class_dependent_noise():
     binary = np.repeat([0, 1], 100)
     noisy2, flips2 = inl.inject_label_noise(binary, 0.3, kind="class_dependent", seed=0)
     assert flips2.sum() == 60 and (noisy2[flips2] == 1 - binary[flips2]).all()
+
+
+def test_memorised_run_warns(noisy_run):
+    rec = noisy_run["rec"].to_dict()
+    td = np.full(rec["td"].shape, 0.05 / 9, dtype=np.float16)
+    td[:, :, 0] = 0.95  # every given label fitted from the start: in-sample probabilities hide the noise
+    rec["td"] = td
+    with pytest.warns(UserWarning, match="memorised"):
+        est = inl.estimate_noise(rec, "confident_joint", n_bootstrap=0)
+    assert est.details["final_fit"] == 1.0 and est.rate < 0.01
