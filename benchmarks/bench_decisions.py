@@ -303,18 +303,21 @@ def tables(results: list[dict], default: str) -> str:
 
 
 def downstream_table(results: list[dict]) -> str:
+    dets = ("bhdf", "aum", "small_loss")
     lines = ["Test accuracy (%) of the same model retrained on: (a) noisy data, (b) 'auto' flags dropped, "
              "(c) confident suggestions relabelled and the other flags dropped, (d) the true flips removed:\n",
-             "| setting | (a) noisy | (d) oracle | " + " | ".join(f"{d} (b) / (c)" for d in ("bhdf", "aum", "small_loss"))
-             + " |", "|---|---|---|---|---|---|"]
+             "| setting | (a) noisy | (d) oracle | " + " | ".join(f"{d} (b) / (c)" for d in dets) + " |",
+             "|---|---|---|" + "---|" * len(dets)]
+
+    def cell(rs, d):
+        return (f"{100 * np.mean([r['detectors'][d]['drop'] for r in rs]):.1f} / "
+                f"{100 * np.mean([r['detectors'][d]['relabel_drop'] for r in rs]):.1f}")
+
     for r in results:
-        cells = [f"{100 * r['detectors'][d]['drop']:.1f} / {100 * r['detectors'][d]['relabel_drop']:.1f}"
-                 for d in ("bhdf", "aum", "small_loss")]
-        lines.append(f"| {r['setting']} | {100 * r['noisy']:.1f} | {100 * r['oracle']:.1f} | " + " | ".join(cells) + " |")
-    mean = {k: np.mean([r[k] for r in results]) for k in ("noisy", "oracle")}
-    cells = [f"{100 * np.mean([r['detectors'][d]['drop'] for r in results]):.1f} / "
-             f"{100 * np.mean([r['detectors'][d]['relabel_drop'] for r in results]):.1f}" for d in ("bhdf", "aum", "small_loss")]
-    lines.append(f"| **mean** | {100 * mean['noisy']:.1f} | {100 * mean['oracle']:.1f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['setting']} | {100 * r['noisy']:.1f} | {100 * r['oracle']:.1f} | "
+                     + " | ".join(cell([r], d) for d in dets) + " |")
+    noisy, oracle = (100 * np.mean([r[k] for r in results]) for k in ("noisy", "oracle"))
+    lines.append(f"| **mean** | {noisy:.1f} | {oracle:.1f} | " + " | ".join(cell(results, d) for d in dets) + " |")
     return "\n".join(lines)
 
 
