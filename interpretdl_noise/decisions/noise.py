@@ -51,7 +51,9 @@ class NoiseEstimate:
     rate : float
         Estimated overall share of wrong labels, in [0, 1].
     interval : (float, float)
-        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``).
+        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). It covers the
+        sampling variation only, not the estimator's bias (in-sample probabilities), so it is too narrow
+        when the model memorises or underfits; see benchmarks/README.md for its measured coverage.
     per_class : ndarray of shape (C,)
         Estimated share of wrong labels among the samples *given* class ``c`` (0 for a class never given).
     matrix : ndarray of shape (C, C)
