@@ -144,6 +144,12 @@ def test_find_label_issues_every_recording_detector(noisy_run, name):
     assert (mask & noisy_run["flips"]).sum() > 30  # far better than chance (12 of 60)
 
 
+def test_find_label_issues_confident_learning_with_raw_data(noisy_run):
+    x, _ = inl.load_digits_arrays()
+    mask = inl.find_label_issues(noisy_run["rec"], "confident_learning", cutoff=60, x=x[:600])
+    assert mask.sum() == 60 and (mask & noisy_run["flips"]).sum() > 30
+
+
 def test_find_label_issues_detector_that_does_not_apply(noisy_run):
     with pytest.raises(ValueError, match="raw training data"):
         inl.find_label_issues(noisy_run["rec"], "confident_learning")

@@ -146,7 +146,8 @@ def find_label_issues(recording: Any, method: str = "bhdf", cutoff: Cutoff = "au
     scores : ndarray of shape (N,), optional
         Precomputed scores of ``method`` (skips running the detector).
     **detector_kw
-        Constructor arguments for the detector.
+        Constructor arguments for the detector, and ``x=`` (the raw inputs, indexed by sample id) for
+        ``confident_learning``, which retrains on the data.
 
     Returns
     -------
