@@ -146,7 +146,10 @@ def _finish(method: str, joint: np.ndarray, n: int, rate_fn: Callable[[np.ndarra
 
 # --------------------------------------------------------------------------------------------- estimators
 def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
-    from cleanlab.count import estimate_joint
+    try:
+        from cleanlab.count import estimate_joint
+    except ImportError as exc:  # a dependency since the decisions; an old environment may lack it
+        raise ImportError("estimate_noise(method='confident_joint') needs cleanlab: pip install cleanlab") from exc
 
     given = rec.assigned_labels
     probs = normalise_rows(class_probabilities(rec, epochs), floor=1e-12)
