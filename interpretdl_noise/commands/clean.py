@@ -19,7 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     parser = sub.add_parser(
         "clean", help="estimate the noise, flag issues, suggest labels, write a cleaned index (CSV + JSON)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", help="training_dynamics.npz")
     parser.add_argument("--method", default="bhdf", choices=detector_names(), metavar="NAME",
                         help=f"detector that ranks the samples: {', '.join(detector_names())} (default bhdf)")

@@ -131,7 +131,7 @@ def read_decisions(decisions: Union[PathLike, pd.DataFrame], sample_ids: np.ndar
 
 
 def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=None, *, estimator: str = "auto",
-          min_confidence: float = DEFAULT_MIN_CONFIDENCE, relabel: bool = True, per_class: bool = True,
+          min_confidence: float = DEFAULT_MIN_CONFIDENCE, relabel: bool = True, per_class: bool = False,
           epochs: Any = DEFAULT_EPOCHS, scores: Optional[np.ndarray] = None, n_bootstrap: int = 100,
           **detector_kw: Any) -> CleanResult:
     """Flag label issues with ``method``, suggest labels, and decide keep / drop / relabel per sample.
@@ -153,7 +153,7 @@ def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=
         dropped otherwise.
     relabel : bool, default=True
         False: drop every flagged sample.
-    per_class : bool, default=True
+    per_class : bool, default=False
         See :func:`~interpretdl_noise.find_label_issues`.
     epochs : optional
         Epochs whose probabilities the suggestions average.
