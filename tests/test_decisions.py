@@ -235,6 +235,9 @@ def test_cli_clean_writes_outputs_and_refuses_overwrite(noisy_run, tmp_path, cap
     assert "estimated noise" in printed and "true rate 20.0 %" in printed
     issues = pd.read_csv(out / "issues.csv")
     assert len(issues) == 600 and issues.loc[issues.sample_id == 5, "action"].item() == "relabel"
+    assert issues.loc[issues.sample_id == 5, "new_label"].item() == 3  # the reviewer's label reaches the file
+    kept_as_is = issues.action == "keep"
+    assert (issues.new_label[kept_as_is] == issues.given_label[kept_as_is]).all()
     summary = json.loads((out / "summary.json").read_text())
     keep = pd.read_csv(out / "keep_indices.csv")["sample_id"].to_numpy()
     assert summary["counts"]["drop"] == 600 - keep.size
@@ -247,6 +250,13 @@ def test_cli_clean_writes_outputs_and_refuses_overwrite(noisy_run, tmp_path, cap
     before = rec_copy.read_bytes()
     assert main(["clean", str(rec_copy), "--method", "small_loss", "--out", str(victim)]) == 2
     assert "refusing" in capsys.readouterr().err and rec_copy.read_bytes() == before
+    assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(out),
+                 "--decisions", str(decisions)]) == 0  # an existing output folder is rewritten
+    reviewed = tmp_path / "issues.csv"
+    reviewed.write_bytes(decisions.read_bytes())
+    assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(tmp_path),
+                 "--decisions", str(reviewed)]) == 2  # would overwrite the decisions file
+    assert "it is the input" in capsys.readouterr().err and reviewed.read_bytes() == decisions.read_bytes()
     assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(noisy_run["path"])]) == 2
     assert main(["clean", str(noisy_run["path"]), "--method", "bhdf", "--cutoff", "2.0", "--out", str(out)]) == 2
     assert "out of range" in capsys.readouterr().err

@@ -42,16 +42,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``clean`` for parsed ``args``; returns the exit status."""
-    from ..decisions.clean import OUTPUT_FILES, clean, write_clean
+    from ..decisions.clean import OUTPUT_FILES, check_clean_outputs, clean, write_clean
 
     recording = Path(args.recording)
     out = Path(args.out)
-    if out.exists() and out.resolve() == recording.resolve():
-        raise ValueError(f"--out {out} is the input recording; give a folder for the outputs")
-    protect = tuple(p for p in (recording, args.decisions) if p is not None)
-    for name in OUTPUT_FILES:  # fail before the (slow) detector runs
-        if (out / name).resolve() in {Path(p).resolve() for p in protect}:
-            raise ValueError(f"refusing to write {out / name}: it is an input; choose another --out")
+    protect = (recording, args.decisions)
+    check_clean_outputs(out, protect=protect)  # fail before the (slow) detector runs
     result = clean(recording, args.method, args.cutoff, args.decisions, estimator=args.estimator,
                    min_confidence=args.min_confidence, relabel=not args.no_relabel)
     write_clean(result, out, protect=protect)
