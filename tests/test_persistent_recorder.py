@@ -16,14 +16,6 @@ from interpretdl_noise.recording.distributed import latest_copy_wins
 from interpretdl_noise.recording.transform import check_coverage, transform_recorder
 
 
-@pytest.fixture
-def tiny():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(70, 6)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)  # 3 classes
-    return x, y
-
-
 def _loader(x, y, batch_size=16):
     return paddle.io.DataLoader(DatasetWithIndex(ArrayDataset(x, y), index_first=True), batch_size=batch_size)
 

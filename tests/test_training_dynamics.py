@@ -17,14 +17,6 @@ def _loader(x, y, batch_size, shuffle):
     return paddle.io.DataLoader(ds, batch_size=batch_size, shuffle=shuffle)
 
 
-@pytest.fixture
-def tiny():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(70, 6)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)  # 3 classes
-    return x, y
-
-
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_every_sample_recorded_every_epoch_including_last_batch(tiny, shuffle):
     x, y = tiny
