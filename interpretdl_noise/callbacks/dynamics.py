@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from .._paddle import paddle
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..recording.distributed import RecordingSession
 from ._hapi import TapMetric, TrainingPhaseCallback
 

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._paddle import paddle
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..recording import DynamicsRecorder, load_training_dynamics, save_training_dynamics, transform_dynamics
 from ..recording.distributed import RecordingSession, RemoteRecording
 from ..recording.transform import (DEFAULT_MAX_UNSEEN, check_coverage, dict_to_array, recorder_arrays,

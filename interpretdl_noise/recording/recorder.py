@@ -32,7 +32,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_path
 
 try:  # advisory locks are POSIX-only; elsewhere a folder is not protected against a second writer
     import fcntl
