@@ -3,6 +3,10 @@
 ===================  =======================================================================================
 method               idea
 ===================  =======================================================================================
+``early_learning``   ``confident_joint`` on the epochs chosen from the run's own dynamics: all of them, or for a
+                     run that memorised its labels (last-epoch fit >= ``MEMORISED_FIT``) the first half, before
+                     the wrong labels were fitted; such a run is flagged not identifiable (a warning, a wide
+                     interval). The bootstrap interval also spans the choice of epochs (the default)
 ``confident_joint``  cleanlab's calibrated confident joint (Northcutt et al. 2021) on the recording's own
                      per-class probabilities (mean over the chosen epochs; in-sample, see below)
 ``mixture``          two-component Gaussian mixture on one detector's scores; the share of the component with
@@ -16,7 +20,10 @@ method               idea
 
 The probabilities are **in-sample**: the recorded model was trained on the very labels it is judged
 against, and late in training it memorises some wrong labels. cleanlab recommends held-out (cross-validated)
-probabilities; averaging over all epochs, most of which precede memorisation, is our substitute.
+probabilities; averaging over the epochs that precede memorisation is our substitute. When the model fits
+(nearly) every given label by the end, the noise is not identifiable from its own probabilities at all:
+``early_learning`` then reads the early-learning phase (Liu et al. 2020, the model learns the clean
+patterns before it memorises the wrong labels) and says that its estimate is rough.
 
 Shapes: ``N`` samples, ``C`` classes.
 """
@@ -37,7 +44,7 @@ __all__ = ["ESTIMATORS", "DEFAULT_ESTIMATOR", "NoiseEstimate", "estimate_noise",
 
 ESTIMATORS = ("early_learning", "confident_joint", "mixture", "bhdf_prior", "aum_threshold")
 MEMORISED_FIT = 0.995
-"""Last-epoch fit of the given labels above which a near-zero in-sample estimate triggers a warning."""
+"""Last-epoch fit of the given labels from which a run counts as memorised (its noise not identifiable in-sample)."""
 DEFAULT_ESTIMATOR = "early_learning"
 """What ``method='auto'`` uses; chosen by ``benchmarks/bench_decisions.py`` (see benchmarks/README.md)."""
 
@@ -412,15 +419,16 @@ def estimate_noise(recording: Any, method: str = "auto", *, n_bootstrap: int = 1
     ----------
     recording : path, mapping, DynamicsRecorder or Recording
         Needs ``td`` and ``labels``.
-    method : {'auto', 'confident_joint', 'mixture', 'bhdf_prior', 'aum_threshold'}, default='auto'
-        See the module docstring; ``'auto'`` is ``DEFAULT_ESTIMATOR``.
+    method : {'auto', 'early_learning', 'confident_joint', 'mixture', 'bhdf_prior', 'aum_threshold'}, default='auto'
+        See the module docstring; ``'auto'`` is ``DEFAULT_ESTIMATOR`` (``'early_learning'``).
     n_bootstrap : int, default=100
         Bootstrap resamples (of the samples) for the 95 % interval; 0 skips it.
     seed : int, default=0
         Seeds the bootstrap and the mixture fit.
     **kw
         Per method: ``epochs`` (which epochs' probabilities to average, see
-        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods), ``detector`` (the
+        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods but ``early_learning``,
+        which chooses them itself), ``detector`` (the
         registry name whose scores the mixture splits, default ``'aum'``) and ``scores`` (precomputed
         scores of that detector, (N,), higher = more likely mislabeled; ``mixture``, ``bhdf_prior``),
         ``train_prior`` (``bhdf_prior``), ``threshold`` (``aum_threshold``).
