@@ -320,10 +320,16 @@ def tables(results: list[dict], default: str) -> str:
     df["group"] = [_category(r) for r in results]
     df["kind"] = [r["kind"] for r in results]
     lines.append("MAE (pp) by data set / model and by noise kind:\n")
-    lines.append("| group | " + " | ".join(names) + " |")
-    lines.append("|---|" + "---|" * len(names))
+    lines.append("| group | settings | " + " | ".join(names) + f" | {default} max | {default} > 5 pp | "
+                 f"{default} interval coverage |")
+    lines.append("|---|---|" + "---|" * (len(names) + 3))
+    iv = np.array([r["estimates"][default]["interval"] for r in results])
+    df["covered"] = (iv[:, 0] <= df["true"].to_numpy()) & (df["true"].to_numpy() <= iv[:, 1])
     for key, part in list(df.groupby("group", sort=False)) + list(df.groupby("kind", sort=False)):
-        lines.append(f"| {key} | " + " | ".join(_pp((part[n] - part["true"]).abs().mean()) for n in names) + " |")
+        e = (part[default] - part["true"]).abs()
+        lines.append(f"| {key} | {len(part)} | " + " | ".join(_pp((part[n] - part["true"]).abs().mean())
+                                                            for n in names)
+                     + f" | {_pp(e.max())} | {int((e > 0.05).sum())} | {100 * part['covered'].mean():.0f} % |")
     lines.append("\n<details><summary>Estimated vs true noise rate per setting (%)</summary>\n")
     lines.append("| setting | true | " + " | ".join(names) + " |")
     lines.append("|---|---|" + "---|" * len(names))
