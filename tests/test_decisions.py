@@ -351,3 +351,14 @@ def test_early_learning_windows():
     np.testing.assert_array_equal(w["first quarter"], [0, 1])
     for memorised in (False, True):  # a one-epoch run still has a non-empty window of each kind
         assert all(v.size == 1 for v in windows(1, memorised).values())
+
+
+def test_early_learning_accepts_given_epochs(noisy_run):
+    rec = noisy_run["rec"]
+    est = inl.estimate_noise(rec, epochs="late", n_bootstrap=0)
+    late = inl.estimate_noise(rec, "confident_joint", epochs="late", n_bootstrap=0)
+    assert est.method == "early_learning" and est.details["window"] == "given epochs"
+    assert est.rate == pytest.approx(late.rate) and est.details["epochs"] == [7, 14]
+    assert len(est.details["window_rates"]) == 4
+    with pytest.raises(ValueError, match="epochs"):
+        inl.estimate_noise(rec, epochs=99)

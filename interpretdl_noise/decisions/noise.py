@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..recording import Recording
-from .probabilities import class_probabilities, normalise_rows
+from .probabilities import class_probabilities, normalise_rows, select_epochs
 
 __all__ = ["ESTIMATORS", "DEFAULT_ESTIMATOR", "NoiseEstimate", "estimate_noise", "bhdf_train_prior",
            "adapt_prior", "final_fit", "fit_curve", "early_learning_windows"]
@@ -58,9 +58,11 @@ class NoiseEstimate:
     rate : float
         Estimated overall share of wrong labels, in [0, 1].
     interval : (float, float)
-        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). It covers the
-        sampling variation only, not the estimator's bias (in-sample probabilities), so it is too narrow
-        when the model memorises or underfits; see benchmarks/README.md for its measured coverage.
+        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). For
+        ``early_learning`` it spans the choice of epochs too (and every candidate window when the run
+        memorised); for the others it covers the sampling variation only. Neither covers the bias of
+        in-sample probabilities fully (too narrow when the model underfits, or memorises the small tabular
+        sets at high noise); see benchmarks/README.md for its measured coverage.
     per_class : ndarray of shape (C,)
         Estimated share of wrong labels among the samples *given* class ``c`` (0 for a class never given).
     matrix : ndarray of shape (C, C)
@@ -223,12 +225,14 @@ def early_learning_windows(n_epochs: int, memorised: bool) -> Dict[str, np.ndarr
     return {"all": every, "first half": half, "second half": every[n_epochs // 2:]}
 
 
-def _early_learning(rec: Recording, *, n_bootstrap: int, seed: int) -> NoiseEstimate:
+def _early_learning(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
     _require_cleanlab("early_learning")
     given, c, n = rec.assigned_labels, rec.n_classes, rec.n_samples
     fits = fit_curve(rec)
     memorised = bool(fits[-1] >= MEMORISED_FIT)
     windows = early_learning_windows(rec.n_epochs, memorised)
+    if epochs is not None:  # the caller's epochs give the estimate; the automatic windows still span the interval
+        windows = {"given epochs": select_epochs(rec.n_epochs, epochs), **windows}
     per_epoch = class_probabilities(rec, average=False)  # (N, E, C)
     probs = {name: normalise_rows(per_epoch[:, w].mean(axis=1), floor=1e-12) for name, w in windows.items()}
     del per_epoch
@@ -427,8 +431,8 @@ def estimate_noise(recording: Any, method: str = "auto", *, n_bootstrap: int = 1
         Seeds the bootstrap and the mixture fit.
     **kw
         Per method: ``epochs`` (which epochs' probabilities to average, see
-        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods but ``early_learning``,
-        which chooses them itself), ``detector`` (the
+        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods; ``early_learning``
+        chooses them itself unless given, and its interval spans its own windows too), ``detector`` (the
         registry name whose scores the mixture splits, default ``'aum'``) and ``scores`` (precomputed
         scores of that detector, (N,), higher = more likely mislabeled; ``mixture``, ``bhdf_prior``),
         ``train_prior`` (``bhdf_prior``), ``threshold`` (``aum_threshold``).
