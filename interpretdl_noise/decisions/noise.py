@@ -58,7 +58,8 @@ class NoiseEstimate:
     rate : float
         Estimated overall share of wrong labels, in [0, 1].
     interval : (float, float)
-        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). For
+        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``, except that a
+        memorised run's ``early_learning`` interval always spans its candidate windows). For
         ``early_learning`` it spans the choice of epochs too (and every candidate window when the run
         memorised); for the others it covers the sampling variation only. Neither covers the bias of
         in-sample probabilities fully (too narrow when the model underfits, or memorises the small tabular
@@ -203,7 +204,18 @@ def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int
 
 
 def fit_curve(recording: Any) -> np.ndarray:
-    """Share of samples whose given label is the arg-max, per epoch, (E,) float64 (1.0 = all labels fitted)."""
+    """Share of samples whose given label is the arg-max, per epoch.
+
+    Parameters
+    ----------
+    recording : path, mapping, DynamicsRecorder or Recording
+        Needs ``td``.
+
+    Returns
+    -------
+    ndarray of shape (E,), float64
+        1.0 = every given label fitted in that epoch; the last entry is :func:`final_fit`.
+    """
     td = np.asarray(Recording.coerce(recording).td)
     return (td[:, :, 0] >= td.max(axis=2)).mean(axis=0).astype(np.float64)
 
@@ -217,6 +229,18 @@ def early_learning_windows(n_epochs: int, memorised: bool) -> Dict[str, np.ndarr
     2020, before the wrong labels are fitted), its alternatives are the first quarter and all epochs. Any
     other run uses all epochs (its first epochs are under-fitted, which overstates the noise), with the
     halves as alternatives.
+
+    Parameters
+    ----------
+    n_epochs : int
+        ``E``.
+    memorised : bool
+        Whether the run fits >= ``MEMORISED_FIT`` of its given labels in its last epoch (see :func:`fit_curve`).
+
+    Returns
+    -------
+    dict of str to ndarray of int64
+        Window name -> epoch indices (never empty), the point estimate's window first.
     """
     every = np.arange(n_epochs)
     half, quarter = every[:max(1, n_epochs // 2)], every[:max(1, n_epochs // 4)]
