@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,30 +27,14 @@ import warnings
 from pathlib import Path
 
 
-def _free_ports(k):
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def launch(args, world=2, timeout=1800):
-    ports = _free_ports(world)
-    endpoints = ",".join(f"127.0.0.1:{p}" for p in ports)
+    from interpretdl_noise.recording.distributed import loopback_rank_environments
+
     repo = str(Path(__file__).resolve().parents[1])
     procs = []
     try:
-        for rank in range(world):
-            env = dict(os.environ, PADDLE_DISTRI_BACKEND="gloo", PADDLE_TRAINER_ID=str(rank),
-                       PADDLE_TRAINERS_NUM=str(world), PADDLE_TRAINER_ENDPOINTS=endpoints,
-                       PADDLE_CURRENT_ENDPOINT=f"127.0.0.1:{ports[rank]}", PADDLE_MASTER=f"127.0.0.1:{ports[0]}",
-                       PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
+        for rank_env in loopback_rank_environments(world):
+            env = dict(os.environ, **rank_env, PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
             procs.append(subprocess.Popen([sys.executable, __file__, "--worker", *args], env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outs = [p.communicate(timeout=timeout) for p in procs]

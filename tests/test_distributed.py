@@ -4,7 +4,6 @@ Workers are started with the PADDLE_* variables the launcher would set, on free 
 they are killed if a test fails. One launch covers scenarios (a)-(c); a second one kills a rank (d).
 """
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,36 +17,20 @@ from paddle.static import InputSpec
 
 from interpretdl_noise import ArrayDataset, DatasetWithIndex, DynamicsRecorder, TrainingDynamics
 from interpretdl_noise.callbacks import RecordTrainingDynamics
+from interpretdl_noise.recording.distributed import loopback_rank_environments
 
 WORKER = REPO / "tests" / "distributed_worker.py"
 TIMEOUT = 90  # seconds for one 2-process launch (start-up is 3-8 s on 2 shared cores)
 N, BATCH = 45, 8
 
 
-def _free_ports(k):
-    socks = []
-    try:
-        for _ in range(k):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def launch(mode, out, world=2, timeout=TIMEOUT):
     """Run ``world`` workers; return [(returncode, stdout, stderr, seconds)] per rank."""
-    ports = _free_ports(world)
-    endpoints = ",".join(f"127.0.0.1:{p}" for p in ports)
     procs, logs = [], []
     start = time.monotonic()
     try:
-        for rank in range(world):
-            env = dict(os.environ, PADDLE_DISTRI_BACKEND="gloo", PADDLE_TRAINER_ID=str(rank),
-                       PADDLE_TRAINERS_NUM=str(world), PADDLE_TRAINER_ENDPOINTS=endpoints,
-                       PADDLE_CURRENT_ENDPOINT=f"127.0.0.1:{ports[rank]}", PADDLE_MASTER=f"127.0.0.1:{ports[0]}",
+        for rank, rank_env in enumerate(loopback_rank_environments(world)):
+            env = dict(os.environ, **rank_env,
                        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
             procs.append(subprocess.Popen([sys.executable, str(WORKER), mode, str(out)], env=env, cwd=out,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -183,3 +166,15 @@ def test_a_launch_without_init_parallel_env_is_refused_clearly(monkeypatch):
     with pytest.raises(ValueError, match=r"init_parallel_env\(\).*distributed=False"):
         TrainingDynamics(net).generator(loader, paddle.optimizer.SGD(0.1, parameters=net.parameters()), 1,
                                         progress=False)
+
+
+def test_loopback_rank_environments():
+    envs = loopback_rank_environments(3)
+    assert [e["PADDLE_TRAINER_ID"] for e in envs] == ["0", "1", "2"]
+    endpoints = envs[0]["PADDLE_TRAINER_ENDPOINTS"].split(",")
+    assert len(set(endpoints)) == 3 and all(p.startswith("127.0.0.1:") for p in endpoints)
+    assert [e["PADDLE_CURRENT_ENDPOINT"] for e in envs] == endpoints
+    assert {e["PADDLE_MASTER"] for e in envs} == {endpoints[0]}
+    assert {e["PADDLE_DISTRI_BACKEND"] for e in envs} == {"gloo"}
+    with pytest.raises(ValueError, match="positive integer"):
+        loopback_rank_environments(0)

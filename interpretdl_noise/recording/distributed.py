@@ -31,7 +31,7 @@ import numpy as np
 from .recorder import META_NAME, DynamicsRecorder, NonFiniteDynamicsError
 
 __all__ = ["RecordingSession", "RemoteRecording", "DistributedRecordingError", "latest_copy_wins",
-           "world_info", "NONFINITE_POLICIES"]
+           "world_info", "loopback_rank_environments", "NONFINITE_POLICIES"]
 
 NONFINITE_POLICIES = ("raise", "stop")
 
@@ -59,6 +59,44 @@ class RemoteRecording:
     n_epochs: int
     completed_epochs: int
     directory: Optional[Path] = None
+
+
+def loopback_rank_environments(world: int) -> List[dict]:
+    """The ``PADDLE_*`` variables that run ``world`` CPU ranks on this machine over gloo, without the launcher.
+
+    ``python -m paddle.distributed.launch`` sets them itself; this is for starting the ranks as plain
+    subprocesses (tests, benchmarks, a quick local check of a data-parallel script). Every endpoint is on
+    127.0.0.1 with a port that was free when asked. The backend must be ``gloo`` explicitly: left at
+    ``auto``, the first collective fails with "global group is not initialized".
+
+    Parameters
+    ----------
+    world : int
+        Number of ranks, >= 1.
+
+    Returns
+    -------
+    list of dict
+        Entry ``r`` holds the variables of rank ``r``; merge it into ``os.environ`` for that process.
+    """
+    import socket
+
+    if not isinstance(world, (int, np.integer)) or world < 1:
+        raise ValueError(f"world must be a positive integer, got {world!r}")
+    sockets = []
+    try:  # hold every socket open until all ports are known, so no two ranks get the same port
+        for _ in range(int(world)):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        ports = [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    endpoints = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return [{"PADDLE_DISTRI_BACKEND": "gloo", "PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world),
+             "PADDLE_TRAINER_ENDPOINTS": endpoints, "PADDLE_CURRENT_ENDPOINT": f"127.0.0.1:{ports[rank]}",
+             "PADDLE_MASTER": f"127.0.0.1:{ports[0]}"} for rank in range(int(world))]
 
 
 def world_info() -> tuple[int, int]:
