@@ -142,8 +142,8 @@ def main() -> None:
         gap = calibration_summary(table, d)
         print(f"- {d} (training prior {priors[d]:.3f}): mean |gap| in percentage points: mean P {gap['mean_p']:.1f} "
               f"(bias {gap['mean_p_bias']:+.1f}), share P>=0.5 {gap['share05']:.1f} ({gap['share05_bias']:+.1f}); "
-              f"after prior shift: prior {gap['prior']:.1f} ({gap['prior_bias']:+.1f}), share {gap['prior_share05']:.1f} "
-              f"({gap['prior_share05_bias']:+.1f}); goal <= 3 each")
+              f"after prior shift: prior {gap['prior']:.1f} ({gap['prior_bias']:+.1f}), "
+              f"share {gap['prior_share05']:.1f} ({gap['prior_share05_bias']:+.1f}); goal <= 3 each")
     if tmp is not None:
         tmp.cleanup()
     sys.stdout.flush()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -509,7 +510,9 @@ def record_realistic_run(spec: RealisticRunSpec, path: PathLike, *, device: str 
     eval_loader = _Loader(source.x, noisy, 512, shuffle=False, augment=False, image_shape=source.image_shape,
                           seed=spec.seed)
     started = time.perf_counter()
-    with device_scope(resolve_device(device)), paddle_seed(spec.seed):
+    with device_scope(resolve_device(device)), paddle_seed(spec.seed), warnings.catch_warnings():
+        # Paddle's BatchNorm notes on every call that it tracks global statistics: expected here
+        warnings.filterwarnings("ignore", message="When training, we now always track")
         net = build_realistic_model(spec.model, source, width=spec.width, depth=spec.depth)
         optimizer = _optimizer(spec, net)
         tdyn = TrainingDynamics(net, device=device)

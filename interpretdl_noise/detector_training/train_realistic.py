@@ -108,12 +108,13 @@ def build_realistic_detector(out: PathLike, *, preset: str = "realistic", seed: 
         from ..interpreter.bhdf_margin import BHDFMarginInterpreter
 
         interp = BHDFMarginInterpreter(detector=detector, device=device, grid=settings["grid"])
-        scorer = (lambda rec: interp.predict_td(rec.td))
     else:
         from ..interpreter.bhdf import BHDFInterpreter
 
         interp = BHDFInterpreter(detector=detector, device=device)
-        scorer = (lambda rec: interp.predict_curves(rec.td[:, :, 0]))
+
+    def scorer(rec):
+        return interp.predict_td(rec.td) if features == "margin" else interp.predict_curves(rec.td[:, :, 0])
     name = "bhdf_margin" if features == "margin" else "bhdf"
     table = evaluate_heldout(holdout_paths, {name: scorer}, calibrated={name: train_prior})
     summary = summarize_heldout(table, [name], by=("group",))
