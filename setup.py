@@ -9,8 +9,8 @@ HERE = Path(__file__).parent
 INIT = (HERE / "interpretdl_noise" / "__init__.py").read_text()
 VERSION = re.search(r'^__version__ = "([^"]+)"', INIT, re.M).group(1)
 
-TEST = ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5", "ruff>=0.5",
-        "selenium>=4.10"]  # browser tests drive the system chromium (apt: chromium chromium-driver)
+TEST = ["pytest>=7", "hypothesis>=6.80", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6", "cleanlab>=2.5",
+        "ruff>=0.5", "selenium>=4.10"]  # browser tests drive the system chromium (apt: chromium chromium-driver)
 
 setup(
     name="interpretdl-noise",

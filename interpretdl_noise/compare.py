@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .common.file_utils import PathLike, atomic_path
+from .common.atomic import PathLike, atomic_path, check_output_path
 from .common.metrics import detection_metrics, top_k_mask
 from .interpreter.registry import (
     DetectorNotApplicable,
@@ -36,7 +36,7 @@ from .interpreter.registry import (
     detector_note,
     run_detector,
 )
-from .recording.recording import Recording
+from .recording.recording import Recording, as_path_or_none
 
 __all__ = [
     "ComparisonResult",
@@ -253,6 +253,8 @@ def compare_detectors(recording: Any, methods: Sequence[str] | None = None,
         ``.metrics`` (DataFrame), ``.to_dict()`` (the metrics.json content), ``.scores``, ``.status``,
         ``.agreement``; ``.summary()`` is the printed table.
     """
+    if out_dir is not None:  # before any work: the report folder must not be the recording (or another file)
+        check_output_path(out_dir, inputs=[as_path_or_none(recording)], directory=True)
     record = Recording.coerce(recording)
     n = record.n_samples
     names = detector_names() if methods is None else list(methods)

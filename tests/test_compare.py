@@ -162,7 +162,7 @@ def test_topk_agreement_and_ranked_table_by_hand():
     scores = {"a": np.array([0.9, 0.8, 0.1, 0.0]), "b": np.array([0.9, 0.0, 0.8, 0.1])}
     table = topk_agreement(scores, 2)
     assert table.loc["a", "b"] == pytest.approx(1 / 3)  # {0,1} vs {0,2}
-    record = {"td": np.zeros((4, 1, 2)), "labels": np.array([[1, 0], [0, 1], [1, 0], [0, 1]])}
+    record = {"td": np.full((4, 1, 2), 0.5), "labels": np.array([[1, 0], [0, 1], [1, 0], [0, 1]])}
     ranked = ranked_table(scores["b"], record)
     assert ranked["sample_id"].tolist() == [0, 2, 3, 1]
     assert ranked["given_label"].tolist() == [1, 1, 0, 0]

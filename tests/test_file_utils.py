@@ -1,4 +1,4 @@
-"""Tests for the safe downloader in common/file_utils: a local HTTP server on 127.0.0.1 only, never the internet."""
+"""The safe downloader (common/download.py, interpreter/bhdf_weights.py): a local server on 127.0.0.1 only."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from interpretdl_noise.common import file_utils as fu
+from interpretdl_noise.common import download as fu
+from interpretdl_noise.interpreter import bhdf_weights as bw
 from interpretdl_noise.common.file_utils import (
     WEIGHTS_REGISTRY,
     ChecksumMismatchError,
@@ -62,6 +63,27 @@ class _Handler(BaseHTTPRequestHandler):
             body, declared = args
             self._headers(200, declared)
             self.wfile.write(body)
+        elif kind == "trickle":  # the whole body, one small piece at a time (each well inside the read timeout)
+            body, piece, pause = args
+            self._headers(200, len(body))
+            try:
+                for start in range(0, len(body), piece):
+                    self.wfile.write(body[start:start + piece])
+                    self.wfile.flush()
+                    if srv.release.wait(pause):
+                        break
+            except OSError:
+                pass
+        elif kind == "endless":  # no Content-Length: stream chunks until the client goes away
+            (chunk,) = args
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for _ in range(4096):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
         elif kind == "stall":  # send part of the body, then go silent
             body, partial = args
             self._headers(200, len(body))
@@ -485,10 +507,106 @@ def test_weights_spec_and_register_weights_validate(monkeypatch):
         WeightsSpec(url=url, sha256=None, filename="w.zip", member="../w.pdparams")
     with pytest.raises(ValueError, match="64 hexadecimal"):
         WeightsSpec(url=url, sha256="123", filename="w.zip")
-    monkeypatch.setattr(fu, "WEIGHTS_REGISTRY", dict(WEIGHTS_REGISTRY))
+    monkeypatch.setattr(bw, "WEIGHTS_REGISTRY", dict(WEIGHTS_REGISTRY))
     spec = WeightsSpec(url=url, sha256=BODY_SHA, filename="w.zip")
-    fu.register_weights("mine", spec)
-    assert fu.WEIGHTS_REGISTRY["mine"] is spec
+    bw.register_weights("mine", spec)
+    assert bw.WEIGHTS_REGISTRY["mine"] is spec
     with pytest.raises(ValueError, match="already registered"):
-        fu.register_weights("mine", spec)
-    fu.register_weights("mine", spec, overwrite=True)
+        bw.register_weights("mine", spec)
+    bw.register_weights("mine", spec, overwrite=True)
+
+
+# ------------------------------------------------------------------------------------------------ limits
+def test_overall_deadline_stops_a_trickling_server(server, cache):
+    # 64 bytes, 8 at a time every 0.3 s: each read is well inside the 2 s read timeout, the whole takes 2.4 s
+    url = server.route("/trickle.bin", ("trickle", BODY[:64], 8, 0.3))
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="deadline of 0.8 s"):
+        download(url, sha256=hashlib.sha256(BODY[:64]).hexdigest(), deadline=0.8, **FAST)
+    assert time.monotonic() - start < 2.0
+    assert server.count("/trickle.bin") == 1  # a missed deadline is not retried
+    assert _files(cache) == []
+
+
+def test_automatic_deadline_scales_with_the_expected_size():
+    assert fu.download_deadline(None, (1.0, 2.0)) == 5.0
+    assert fu.download_deadline(10 * fu.MIN_RATE, (1.0, 2.0)) == pytest.approx(15.0)
+    assert fu.download_deadline(fu.DEFAULT_MAX_BYTES) > fu.download_deadline(1 << 20)
+
+
+def test_announced_size_over_the_limit_is_refused_before_reading(server, cache):
+    url = server.route("/big.bin", ("ok", BODY))
+    with pytest.raises(DownloadError, match=f"announces {len(BODY)} bytes, more than the limit of 1000"):
+        download(url, sha256=BODY_SHA, max_bytes=1000, **FAST)
+    assert server.count("/big.bin") == 1
+    assert _files(cache) == []
+
+
+def test_body_without_length_is_cut_at_the_limit(server, cache, monkeypatch):
+    written = []
+    real_open = open
+
+    def tracking_open(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        if "w" in mode:
+            real_write = fh.write
+            fh.write = lambda b: written.append(len(b)) or real_write(b)
+        return fh
+
+    monkeypatch.setattr(fu, "open", tracking_open, raising=False)
+    url = server.route("/endless.bin", ("endless", b"z" * 65536))
+    with pytest.raises(DownloadError, match="exceeds the limit of 200000 bytes"):
+        download(url, sha256="0" * 64, max_bytes=200_000, **FAST)
+    assert 0 < sum(written) <= 200_000
+    assert _files(cache) == []
+
+
+def test_registry_size_is_the_download_limit(server, cache, monkeypatch):
+    url = server.route("/sized.bin", ("ok", BODY))
+    monkeypatch.setitem(WEIGHTS_REGISTRY, "test-sized",
+                        WeightsSpec(url=url, sha256=BODY_SHA, filename="s.pdparams", size=len(BODY) - 1))
+    with pytest.raises(DownloadError, match="limit"):
+        resolve_weights("test-sized", cache=cache, progress=False)
+    with pytest.raises(ValueError, match="size"):
+        WeightsSpec(url=url, sha256=BODY_SHA, filename="s.pdparams", size=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"max_bytes": 0}, "max_bytes"), ({"deadline": -1}, "deadline"),
+                                           ({"max_bytes": 2.5}, "max_bytes")])
+def test_limit_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        download("http://127.0.0.1:9/x.bin", sha256=BODY_SHA, **kwargs)
+
+
+def test_cache_that_is_a_file_is_named(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv(fu.CACHE_ENV, str(blocker))
+    with pytest.raises(ValueError, match=r"not-a-folder \(\$INTERPRETDL_NOISE_CACHE\) is an existing file"):
+        download("http://127.0.0.1:9/x.bin", sha256=BODY_SHA, progress=False)
+    with pytest.raises(ValueError, match="cache=.* is an existing file"):
+        resolve_weights("http://127.0.0.1:9/x.bin", sha256=BODY_SHA, cache=blocker, progress=False)
+
+
+def test_file_utils_still_exports_the_old_names():
+    from interpretdl_noise.common import file_utils
+
+    for name in file_utils.__all__:
+        assert getattr(file_utils, name) is not None
+    assert file_utils.resolve_weights is resolve_weights and file_utils.atomic_path is not None
+
+
+def test_archive_that_inflates_too_far_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(fu, "_MAX_EXTRACT_BYTES", 10_000)
+    zpath = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("w.pdparams", bytes(20_000))
+    tpath = tmp_path / "bomb.tar.gz"
+    with tarfile.open(tpath, "w:gz") as tf:
+        info = tarfile.TarInfo("w.pdparams")
+        info.size = 20_000
+        tf.addfile(info, io.BytesIO(bytes(20_000)))
+    for path in (zpath, tpath):
+        with pytest.raises(UnsafeArchiveError, match="add up to 20000 bytes"):
+            extract_archive(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

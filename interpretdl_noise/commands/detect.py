@@ -5,7 +5,7 @@ import argparse
 import sys
 import textwrap
 
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path, check_output_path
 from ..common.metrics import detection_metrics
 from ..compare import ranked_table
 from ..interpreter.registry import DetectorNotApplicable, detector_class, detector_names, detector_note, run_detector
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``detect`` for parsed ``args``; returns the exit status."""
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be a positive integer, got {args.top}")
+    if args.out is not None:  # before any work: never overwrite the recording or another non-CSV file
+        check_output_path(args.out, inputs=[args.recording], allowed_suffixes=(".csv", ".tsv", ".txt"))
     record = Recording.load(args.recording)  # validated once; run_detector does not check it again
     try:
         scores = run_detector(args.method, record)

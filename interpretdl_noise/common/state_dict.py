@@ -7,30 +7,24 @@ a file that references any other Python object is refused before that object is 
 """
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 
-from .file_utils import PathLike
+from .atomic import PathLike
+from .safe_pickle import STATE_DICT_GLOBALS
 
-# every global a paddle.save'd state dict of numpy arrays refers to (numpy 1 and 2 module names)
-_ALLOWED_GLOBALS = {
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-    ("collections", "OrderedDict"),
-}
 # paddle.save adds this bookkeeping entry (structured name -> parameter name); it holds no weights
 _PADDLE_NAME_TABLE = "StructuredToParameterName@@"
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED_GLOBALS:
+        if (module, name) in STATE_DICT_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refers to {module}.{name}; a state dict may only contain numpy arrays")
 
@@ -59,10 +53,16 @@ def load_state_dict(path: PathLike) -> Dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"no state dict at {path}")
     try:
-        with open(path, "rb") as fh:
-            obj = _ArraysOnlyUnpickler(fh).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"{path} is not a Paddle state dict of arrays (.pdparams): {exc}") from exc
+        data = path.read_bytes()
+        # walk the opcodes first (nothing is built): a length field claiming more bytes than the file holds
+        # is then a clear error instead of an allocation of that size
+        for _ in pickletools.genops(data):
+            pass
+        obj = _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError, KeyError,
+            OverflowError, MemoryError, RecursionError, UnicodeDecodeError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ValueError(f"{path} is not a Paddle state dict of arrays (.pdparams): {reason}") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict")
     state = {k: v for k, v in obj.items() if k != _PADDLE_NAME_TABLE}

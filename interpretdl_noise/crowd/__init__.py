@@ -7,8 +7,10 @@ from .._lazy import lazy_exports
 _LAZY = {
     "CoNAL": ".conal_trainer",
     "CrowdSimulation": ".simulate",
+    "AnswerArrays": ".peerannot_io",
     "DawidSkeneResult": ".aggregate",
     "PeerannotImageFolder": ".peerannot_io",
+    "answers_to_arrays": ".peerannot_io",
     "answers_to_matrix": ".peerannot_io",
     "common_confusion_matrix": ".simulate",
     "dawid_skene": ".aggregate",
@@ -27,10 +29,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "AnswerArrays",
     "CoNAL",
     "CrowdSimulation",
     "DawidSkeneResult",
     "PeerannotImageFolder",
+    "answers_to_arrays",
     "answers_to_matrix",
     "common_confusion_matrix",
     "dawid_skene",

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path
 from ..common.seeding import paddle_seed
 from ..data import SeededBatchSampler
 from ..layers.conal import CONFUSION_INPUTS, CoNALNetwork, conal_loss
@@ -121,6 +121,29 @@ class _CrowdTrainSet(paddle.io.Dataset):
 
     def __len__(self) -> int:
         return len(self.item_index)
+
+
+# Worker ids far beyond the number of workers who answered (a forged answers file or metadata) would size the
+# per-worker confusion matrices and the label matrix by the largest id; such ids are compacted instead.
+_SPARSE_FACTOR, _SPARSE_SLACK = 4, 1024
+
+
+def _worker_columns(used: np.ndarray, n_workers: int | None):
+    """(worker id of each label-matrix column, id -> column): ids as columns, or compacted when sparse.
+
+    ``n_workers`` (from the caller or ``metadata.json``) keeps columns ``0..n_workers-1`` unless it is far
+    larger than the number of workers who answered; without it the columns are ``0..max id`` unless those
+    ids are sparse. Compacted columns are the answering workers in ascending id order.
+    """
+    size = n_workers if n_workers is not None else int(used.max()) + 1
+    if size <= _SPARSE_FACTOR * used.size + _SPARSE_SLACK:
+        return np.arange(size, dtype=np.int64), int
+    declared = f"n_workers={n_workers}" if n_workers else "no n_workers"
+    warnings.warn(f"worker ids reach {int(used.max())} ({declared}) but only {used.size} workers answered; using "
+                  "one confusion matrix per answering worker (CoNAL.worker_ids and the results' 'worker_ids' map "
+                  "them back)", UserWarning, stacklevel=3)
+    lookup = {int(w): k for k, w in enumerate(used.tolist())}
+    return used.astype(np.int64), lookup.__getitem__
 
 
 def _check_int(name: str, value, low: int = 1) -> int:
@@ -310,6 +333,9 @@ class CoNAL:
         Set by :meth:`setup`; after :meth:`run` it holds the best-validation weights.
     label_matrix : ndarray of shape (N_train, J), int64
         Worker labels of the train items used (-1 = none); set by :meth:`setup`.
+    worker_ids : ndarray of shape (J,), int64
+        The user's worker id of each column of ``label_matrix`` and of each local confusion matrix
+        (``0..J-1`` unless the ids were too sparse and got compacted); also written to the results JSON.
     results : dict
         Set by :meth:`run`.
     results_path, best_model_path : Path
@@ -425,8 +451,9 @@ class CoNAL:
             n_workers = _check_int("n_workers", n_workers)
         task_ids = self._train_task_ids(train)
         clean = load_answers(answers, n_classes=self.n_classes, n_workers=n_workers, task_ids=task_ids.tolist())
-        if n_workers is None:
-            n_workers = 1 + max(w for votes in clean.values() for w in votes)
+        used = np.unique(np.fromiter((w for votes in clean.values() for w in votes), dtype=np.int64))
+        worker_ids, column = _worker_columns(used, n_workers)
+        n_workers = int(worker_ids.size)
         answered = np.array([t in clean and len(clean[t]) > 0 for t in task_ids.tolist()])
         if not answered.all():
             warnings.warn(f"{int((~answered).sum())} of {answered.size} train tasks have no answer and are skipped",
@@ -435,8 +462,9 @@ class CoNAL:
         rows = np.full((keep.size, n_workers), -1, dtype=np.int64)
         for r, i in enumerate(keep.tolist()):
             for w, lab in clean[int(task_ids[i])].items():
-                rows[r, w] = lab
+                rows[r, column(w)] = lab
         self.n_workers, self.label_matrix, self.train_task_ids = n_workers, rows, task_ids[keep]
+        self.worker_ids = worker_ids
         self.output_dir = out_dir
         self.results_path = out_dir / "results" / f"{self.output_name}.json"
         self.best_model_path = out_dir / "best_models" / f"{self.output_name}.pdparams"
@@ -490,6 +518,7 @@ class CoNAL:
                            optimizer=self.optimizer, scheduler=self.scheduler, n_epochs=self.n_epochs,
                            n_classes=self.n_classes, verbose=self.verbose, desc="CoNAL epochs",
                            best_path=self.best_model_path)
+        results["worker_ids"] = self.worker_ids.tolist()
         _write_results(results, self.results_path)
         self.results = results
         return results

@@ -19,23 +19,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from .._paddle import paddle
-from ..common.file_utils import atomic_path
+from ..common.atomic import atomic_path
 
 PathLike = Union[str, "os.PathLike[str]"]
 Answers = dict[int, dict[int, int]]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
+# Ids are dataset indices: ASCII decimal digits only (int64 range), never other scripts' digits.
+_ID_RE = re.compile(r"\+?[0-9]{1,18}")
+# Dense id-indexed outputs (row t = task id t) are refused when the largest id is far beyond the number of
+# distinct ids: a few answers must not allocate gigabytes. compact=True handles any ids.
+_SPARSE_FACTOR, _SPARSE_SLACK = 4, 1 << 16
+
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "AnswerArrays",
     "PeerannotImageFolder",
+    "answers_to_arrays",
     "answers_to_matrix",
     "load_answers",
     "matrix_to_answers",
@@ -48,27 +58,49 @@ __all__ = [
 
 
 def _as_int_id(value: Any, what: str) -> int:
-    """An id given as an int or a decimal string ("12"), >= 0."""
+    """An id given as an int or an ASCII decimal string ("12"), in [0, 2**63)."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{what} must be a non-negative integer (or its decimal string), got {value!r}")  # noqa: TRY004
-    if isinstance(value, (int, np.integer)) or isinstance(value, str) and value.strip().lstrip("+").isdigit():
+    if isinstance(value, (int, np.integer)):
         out = int(value)
+    elif isinstance(value, str) and _ID_RE.fullmatch(value.strip()):
+        out = int(value.strip())
     else:
-        raise ValueError(f"{what} must be a non-negative integer (or its decimal string), got {value!r}")
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        raise ValueError(f"{what} must be a non-negative integer or a string of ASCII digits 0-9 (at most 18), "
+                         f"got {shown!r}")
     if out < 0:
         raise ValueError(f"{what} must be >= 0, got {value!r}")
+    if out >= 2**63:
+        raise ValueError(f"{what} {value!r} is outside the int64 range")
+    return out
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    """``json`` object hook: a key given twice in one object is an error, not "the last one wins"."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the JSON object holds the key {key!r} twice")
+        out[key] = value
     return out
 
 
 def _read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file, naming the file and the position of a syntax error."""
+    """Parse a JSON file, naming the file and the position of a syntax error; repeated keys are refused."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} file {path} is not valid JSON: {exc.msg} "
                          f"(line {exc.lineno}, column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{what} file {path} nests JSON objects too deeply") from exc
+    except ValueError as exc:
+        raise ValueError(f"{what} file {path}: {exc}") from exc
 
 
 def load_answers(answers: PathLike | Mapping, *, n_classes: int | None = None,
@@ -110,23 +142,30 @@ def load_answers(answers: PathLike | Mapping, *, n_classes: int | None = None,
     if not isinstance(raw, Mapping):
         raise ValueError(f"{source} must be a JSON object {{task: {{worker: label}}}}, got {type(raw).__name__}")  # noqa: TRY004
     out: Answers = {}
+    raw_task: dict[int, Any] = {}
     for task_key, votes in raw.items():
         task = _as_int_id(task_key, "task id")
         if task in out:
-            raise ValueError(f"{source}: task id {task} appears twice (as {task_key!r})")
+            raise ValueError(f"{source}: task id {task} appears twice (as {raw_task[task]!r} and {task_key!r})")
+        raw_task[task] = task_key
         if not isinstance(votes, Mapping):
             raise ValueError(f"{source}: answers of task {task_key!r} must be an object {{worker: label}}, "  # noqa: TRY004
                              f"got {type(votes).__name__}")
         row: dict[int, int] = {}
+        raw_worker: dict[int, Any] = {}
         for worker_key, label in votes.items():
             worker = _as_int_id(worker_key, f"worker id (task {task_key!r})")
+            if worker in row:
+                raise ValueError(f"{source}: worker {worker} answers task {task_key!r} twice (as "
+                                 f"{raw_worker[worker]!r} and {worker_key!r}); keep one answer per worker and task")
+            raw_worker[worker] = worker_key
             if n_workers is not None and worker >= n_workers:
                 raise ValueError(f"{source}: worker id {worker} of task {task_key!r} is outside "
                                  f"[0, n_workers={n_workers})")
             if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
                 raise ValueError(f"{source}: label of task {task_key!r}, worker {worker_key!r} must be an integer "  # noqa: TRY004
                                  f"class id, got {label!r}")
-            if label < 0 or (n_classes is not None and label >= n_classes):
+            if label < 0 or label >= 2**31 or (n_classes is not None and label >= n_classes):
                 allowed = f"[0, {n_classes})" if n_classes is not None else ">= 0"
                 raise ValueError(f"{source}: label {label} of task {task_key!r}, worker {worker_key!r} is "
                                  f"outside {allowed}")
@@ -153,6 +192,82 @@ def save_answers(answers: Mapping, path: PathLike) -> Path:
     return Path(path)
 
 
+@dataclass(frozen=True)
+class AnswerArrays:
+    """Answers as flat arrays, one entry per answer, with the map from rows / columns back to the user's ids.
+
+    Attributes
+    ----------
+    task, worker, label : ndarray of shape (M,), int64
+        Row index, column index and label of each of the ``M`` answers.
+    task_ids : ndarray of shape (N,), int64
+        The user's task id of each row (``task_ids[task[m]]`` is the task of answer ``m``).
+    worker_ids : ndarray of shape (J,), int64
+        The user's worker id of each column.
+    """
+
+    task: np.ndarray
+    worker: np.ndarray
+    label: np.ndarray
+    task_ids: np.ndarray
+    worker_ids: np.ndarray
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.task_ids.size)
+
+    @property
+    def n_workers(self) -> int:
+        return int(self.worker_ids.size)
+
+
+def _index_ids(ids: np.ndarray, compact: bool, what: str, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each id, the id of each position): compacted to the distinct ids, or the ids themselves."""
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    if compact:
+        return inverse.astype(np.int64), uniq.astype(np.int64)
+    top = int(uniq[-1]) + 1 if uniq.size else 0
+    size = top if size is None else int(size)
+    if top > size:
+        raise ValueError(f"{what} id {top - 1} is outside [0, {size})")
+    if size > _SPARSE_FACTOR * uniq.size + _SPARSE_SLACK:
+        raise ValueError(f"{what} ids reach {top - 1} but only {uniq.size} distinct {what} id(s) are used; one "
+                         f"row per {what} id 0..{size - 1} would be mostly empty. Pass compact=True to get one row "
+                         f"per {what} that has answers (with the ids alongside), or renumber the {what}s")
+    return ids.astype(np.int64), np.arange(size, dtype=np.int64)
+
+
+def answers_to_arrays(answers: Mapping, *, compact: bool = True, n_classes: int | None = None,
+                      n_tasks: int | None = None, n_workers: int | None = None) -> AnswerArrays:
+    """Flat ``(task, worker, label)`` arrays from answers, in memory proportional to the number of answers.
+
+    Parameters
+    ----------
+    answers : mapping
+        ``{task: {worker: label}}`` (validated with :func:`load_answers`).
+    compact : bool, default=True
+        True: rows are the tasks that have answers and columns the workers who answered, in ascending id
+        order; ``task_ids`` / ``worker_ids`` map them back. False: row ``t`` is task id ``t`` and column
+        ``j`` worker id ``j`` (refused with a ``ValueError`` when the ids are so sparse that most rows
+        would be empty).
+    n_classes : int, optional
+        When given, every label must lie in ``[0, n_classes)``.
+    n_tasks, n_workers : int, optional
+        With ``compact=False``: the number of rows / columns (default the largest id + 1).
+
+    Returns
+    -------
+    AnswerArrays
+    """
+    clean = load_answers(answers, n_classes=n_classes)
+    t = np.fromiter((t for t, v in clean.items() for _ in v), dtype=np.int64)
+    w = np.fromiter((w for v in clean.values() for w in v), dtype=np.int64)
+    lab = np.fromiter((x for v in clean.values() for x in v.values()), dtype=np.int64)
+    rows, task_ids = _index_ids(t, compact, "task", n_tasks)
+    cols, worker_ids = _index_ids(w, compact, "worker", n_workers)
+    return AnswerArrays(task=rows, worker=cols, label=lab, task_ids=task_ids, worker_ids=worker_ids)
+
+
 def answers_to_matrix(answers: Mapping, n_tasks: int | None = None, n_workers: int | None = None
                       ) -> np.ndarray:
     """Dense label matrix from answers.
@@ -168,18 +283,16 @@ def answers_to_matrix(answers: Mapping, n_tasks: int | None = None, n_workers: i
     -------
     ndarray of shape (N, J), int64
         ``labels[task, worker]``, ``-1`` where no label was given.
+
+    Raises
+    ------
+    ValueError
+        Bad answers, an id outside ``n_tasks`` / ``n_workers``, or ids so sparse that the matrix would be
+        mostly empty (use :func:`answers_to_arrays` for those).
     """
-    clean = load_answers(answers, n_workers=n_workers)
-    tasks = np.fromiter(clean.keys(), dtype=np.int64)
-    n_tasks = int(tasks.max()) + 1 if n_tasks is None else int(n_tasks)
-    if tasks.size and tasks.max() >= n_tasks:
-        raise ValueError(f"task id {int(tasks.max())} is outside [0, n_tasks={n_tasks})")
-    t = np.fromiter((t for t, v in clean.items() for _ in v), dtype=np.int64)
-    w = np.fromiter((w for v in clean.values() for w in v), dtype=np.int64)
-    lab = np.fromiter((x for v in clean.values() for x in v.values()), dtype=np.int64)
-    n_workers = int(w.max()) + 1 if n_workers is None else int(n_workers)
-    out = np.full((n_tasks, n_workers), -1, dtype=np.int64)
-    out[t, w] = lab
+    flat = answers_to_arrays(answers, compact=False, n_tasks=n_tasks, n_workers=n_workers)
+    out = np.full((flat.n_tasks, flat.n_workers), -1, dtype=np.int64)
+    out[flat.task, flat.worker] = flat.label
     return out
 
 
@@ -227,7 +340,7 @@ def task_id_from_filename(name: str) -> int:
     """Task id of a peerannot train file: the integer after the last ``-`` of the stem (``cat-12.png`` -> 12)."""
     stem = Path(name).name.split(".")[0]
     suffix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
-    if not suffix.isdigit():
+    if not _ID_RE.fullmatch(suffix) or suffix.startswith("+"):
         raise ValueError(f"train file {name!r} does not end in -<task_id> (e.g. 'img-12.png'), "
                          "as peerannot's layout requires")
     return int(suffix)

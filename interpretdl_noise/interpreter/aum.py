@@ -34,13 +34,14 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_group
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 
 SampleId = Union[int, str]
 AUM_VALUES_FILE = "aum_values.csv"
 FULL_RECORDS_FILE = "full_aum_records.csv"
+FINALIZE_JOURNAL = ".aum_finalize.json"  # present only while finalize() renames its two files
 MARGIN_SOURCES = ("auto", "logits", "probability")
 
 __all__ = [
@@ -534,7 +535,11 @@ class AUMCalculator:
 
     # ----------------------------------------------------------------- finalize
     def finalize(self, save_dir: PathLike | None = None) -> dict[str, Path]:
-        """Write ``aum_values.csv`` (and ``full_aum_records.csv`` when not compressed), atomically.
+        """Write ``aum_values.csv`` (and ``full_aum_records.csv`` when not compressed), atomically and together.
+
+        Both files are staged, a journal ``.aum_finalize.json`` is committed, then both are renamed: after a
+        crash the folder holds the old pair or (once the next ``finalize`` or
+        :func:`~interpretdl_noise.common.atomic.complete_atomic_group` on the journal has run) the new pair.
 
         Parameters
         ----------
@@ -561,16 +566,16 @@ class AUMCalculator:
         frames = {"aum_values": (AUM_VALUES_FILE, self.aum_dataframe())}
         if not self.compressed:
             frames["full_aum_records"] = (FULL_RECORDS_FILE, self.records_dataframe())
-        written: dict[str, Path] = {}
-        for key, (name, frame) in frames.items():
-            path = target / name
-            try:
-                with atomic_path(path) as tmp:
+        written = {key: target / name for key, (name, _) in frames.items()}
+        try:
+            # both files change together (journal, then renames): a kill leaves the old pair or the new one
+            with atomic_group(written.values(), journal=target / FINALIZE_JOURNAL) as tmps:
+                for tmp, (_, frame) in zip(tmps, frames.values()):
                     frame.to_csv(tmp, index=False)
-            except OSError as exc:
-                raise type(exc)(f"cannot write {path}: {exc.strerror or exc}. The AUM state is kept in memory; "
-                                "call finalize(save_dir=...) with a writable folder") from exc
-            written[key] = path
+        except OSError as exc:
+            names = " and ".join(str(p) for p in written.values())
+            raise type(exc)(f"cannot write {names}: {exc.strerror or exc}. The AUM state is kept in memory; "
+                            "call finalize(save_dir=...) with a writable folder") from exc
         return written
 
     def nbytes(self) -> int:
@@ -656,7 +661,14 @@ class AUMInterpreter(DatasetLevelInterpreter):
         if self.source == "logits":
             record.require("logits", "labels", needed_by="AUMInterpreter(source='logits')")
         if self.source != "probability" and has_logits:
-            margins = margins_over_epochs(record.logits, record.assigned_labels)
+            logits = np.asarray(record.logits)
+            # NaN marks an unrecorded epoch; inf is a diverged run (AUMCalculator refuses it)
+            if np.isinf(logits).any():
+                rows = np.flatnonzero(np.isinf(logits).any(axis=(1, 2)))
+                raise ValueError(f"the recording's logits hold inf for {rows.size} sample(s), e.g. rows "
+                                 f"{rows[:10].tolist()}; the run diverged, so its margins are meaningless. Use "
+                                 "source='probability' or record a run that did not diverge")
+            margins = margins_over_epochs(logits, record.assigned_labels)
             self.source_ = "logits"
         else:
             margins = probability_margins(record.td)

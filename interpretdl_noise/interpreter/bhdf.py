@@ -48,7 +48,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.state_dict import load_state_dict
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
@@ -204,16 +204,33 @@ def _verify_sidecar_sha256(path: Path) -> None:
                          f"{expected}); the installation is corrupt: reinstall interpretdl-noise")
 
 
+MAX_GRID = 4096
+"""Largest resampling grid a weights sidecar may ask for (the shipped detector uses 32)."""
+
+
 def _weights_info(path: Path) -> Dict[str, Any]:
-    """Metadata of a weights file from its ``<stem>.json`` sidecar, if any (e.g. ``{"grid": 32}``)."""
+    """Metadata of a weights file from its ``<stem>.json`` sidecar, if any (e.g. ``{"grid": 32}``).
+
+    ``grid`` must be null or an integer in [1, MAX_GRID]; ``center`` and ``context`` must be JSON booleans.
+    """
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         return {}
     try:
         info = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the weights metadata {sidecar}: {exc}") from exc
-    return info if isinstance(info, dict) else {}
+    if not isinstance(info, dict):
+        raise ValueError(f"the weights metadata {sidecar} must be a JSON object, got {type(info).__name__}")
+    grid = info.get("grid")
+    if "grid" in info and grid is not None and (isinstance(grid, bool) or not isinstance(grid, int)
+                                                or not 1 <= grid <= MAX_GRID):
+        raise ValueError(f"the weights metadata {sidecar}: 'grid' must be null or an integer in [1, {MAX_GRID}], "
+                         f"got {grid!r}")
+    for key in ("center", "context"):
+        if key in info and not isinstance(info[key], bool):
+            raise ValueError(f"the weights metadata {sidecar}: {key!r} must be true or false, got {info[key]!r}")
+    return info
 
 
 def _canonical_names(detector) -> Dict[str, str]:
@@ -265,7 +282,12 @@ def load_detector_weights(detector, path: PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"no detector weights at {path}")
     state = load_state_dict(path)
-    detector.set_state_dict(_complete_state_dict(detector, state, str(path)))
+    full = _complete_state_dict(detector, state, str(path))
+    broken = sorted(k for k, v in full.items() if not np.isfinite(np.asarray(v, dtype=np.float64)).all())
+    if broken:
+        raise ValueError(f"{path} holds NaN or inf in {broken[:5]}; these weights would give NaN scores for every "
+                         "sample. Retrain or re-download them")
+    detector.set_state_dict(full)
     return detector
 
 
@@ -289,7 +311,7 @@ def _resolve_weights_spec(weights, allow_unverified: bool) -> Tuple[Path, Dict[s
         raise FileNotFoundError(f"no detector weights at {weights!r} (not an existing file); give an existing "
                                 ".pdparams path, a registry name, a URL, or weights=None for the shipped weights")
     try:
-        from ..common.file_utils import resolve_weights
+        from .bhdf_weights import resolve_weights
     except ImportError as exc:
         raise ValueError(f"weights={weights!r} is not a local file and this installation has no weights "
                          "downloader; use the shipped weights (weights=None) or a local .pdparams path") from exc
@@ -302,7 +324,7 @@ def _resolve_weights_spec(weights, allow_unverified: bool) -> Tuple[Path, Dict[s
         path = found[0]
     info = _weights_info(path)
     try:
-        from ..common.file_utils import WEIGHTS_REGISTRY
+        from .bhdf_weights import WEIGHTS_REGISTRY
 
         entry = WEIGHTS_REGISTRY.get(weights)
     except ImportError:
@@ -325,7 +347,7 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         InterpretDL's ``LSTM``. Default: a new :class:`LSTMDetector` with the ``weights``.
     weights : None or path or str, default=None
         ``None`` with no ``detector``: the shipped ``assets/noise_detector_trained.pdparams`` (no network).
-        Otherwise a local ``.pdparams`` file, a name of ``common.file_utils.WEIGHTS_REGISTRY`` or a URL
+        Otherwise a local ``.pdparams`` file, a name of ``interpreter.bhdf_weights.WEIGHTS_REGISTRY`` or a URL
         (downloaded once to the user cache and sha256-verified). With a ``detector``, the weights are
         loaded into it.
     device : str, default='cpu'
@@ -493,6 +515,10 @@ class BHDFInterpreter(DatasetLevelInterpreter):
         finally:
             if was_training:
                 self.detector.train()
+        if not np.isfinite(out).all():
+            bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            raise ValueError(f"the detector returned NaN or inf for {bad.size} of {out.shape[0]} curves (e.g. rows "
+                             f"{bad[:5].tolist()}); its weights or the recording are broken, so no scores are given")
         if kind == "auto":
             kind = ("probabilities" if out.min() >= 0 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
                     else "logits")

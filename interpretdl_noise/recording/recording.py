@@ -100,6 +100,8 @@ class Recording(Mapping):
             return cls.load(recording)
         if _is_recorder(recording):
             return cls.from_recorder(recording)
+        if isinstance(recording, np.lib.npyio.NpzFile):  # re-read safely, named after its file
+            return cls.from_mapping(recording, source=source or str(getattr(recording.fid, "name", "npz file")))
         if isinstance(recording, Mapping) or hasattr(recording, "keys"):
             return cls.from_mapping(recording, source=source or "training_dynamics")
         raise ValueError(f"a recording must be an npz path, a mapping with key 'td' (e.g. a loaded npz), a "
