@@ -19,7 +19,11 @@ Usage::
     python benchmarks/bench_bhdf_heldout.py --corpus-dir CORPUS --weights new=path/to/new.pdparams
     python benchmarks/bench_bhdf_heldout.py --corpus-dir CORPUS --preset realistic_quick   # smoke test
 
+    python benchmarks/bench_bhdf_heldout.py --speed-only --weights margin=path/to/margin.pdparams
+
 The first call records the 72 held-out runs (about 10 minutes on 2 idle cores); later calls reuse them.
+``--speed`` (or ``--speed-only``) also times every variant on 50,000 samples x 200 epochs x 10 classes against
+InterpretDL 0.8's ``BHDFInterpreter`` when InterpretDL is importable (``pip install --no-deps interpretdl==0.8.0``).
 """
 from __future__ import annotations
 
@@ -79,6 +83,52 @@ def load_variants(specs):
     return scorers, priors
 
 
+def speed(scorers) -> None:
+    """Inference seconds on 50,000 x 200 epochs x 10 classes (a recorded run tiled), vs InterpretDL 0.8."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import load_interpretdl_training_dynamics, machine_info, timeit_median
+
+    from interpretdl_noise.detector_training.realistic import RealisticRunSpec, record_realistic_run
+    from interpretdl_noise.recording.recording import Recording
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = RealisticRunSpec("digits", "resmlp", "uniform", 0.2, 200, seed=11, optimizer="adam", lr=1e-3)
+        rec = Recording.load(record_realistic_run(spec, Path(tmp) / "run.npz"))
+    n = 50_000
+    reps = int(np.ceil(n / rec.n_samples))
+    td = np.concatenate([rec.td] * reps)[:n]
+    big = Recording.coerce({"td": td, "labels": np.concatenate([rec.labels] * reps)[:n]})
+    print(f"## Inference speed: {n:,} samples x {td.shape[1]} epochs x {td.shape[2]} classes ({machine_info()})\n")
+    print("| detector | seconds (median of 3) | speed-up vs InterpretDL |\n|---|---|---|")
+    t_idl = None
+    try:
+        idl = load_interpretdl_training_dynamics()
+        from interpretdl_noise.interpreter.bhdf import default_weights_path
+        from interpretdl_noise._paddle import paddle
+
+        lstm = idl.LSTM()
+        with contextlib.redirect_stdout(io.StringIO()):
+            paddle.Model(lstm).load(str(default_weights_path()))
+            theirs = idl.BHDFInterpreter(detector=lstm, device="cpu")
+
+        def run_theirs():
+            with contextlib.redirect_stdout(io.StringIO()):
+                theirs.interpret(training_dynamics={"td": td}, training_dynamics_path=None)
+
+        t_idl = timeit_median(run_theirs, repeat=1)["median"]
+        print(f"| InterpretDL 0.8 BHDFInterpreter.interpret (raw {td.shape[1]}-step curves) | {t_idl:.1f} | 1.0x |")
+    except ImportError as exc:
+        print(f"| InterpretDL 0.8 | not installed ({exc}) | |")
+    for name, fn in scorers.items():
+        t = timeit_median(lambda fn=fn: fn(big), repeat=3)["median"]
+        ratio = f"**{t_idl / t:.1f}x**" if t_idl else "n/a"
+        print(f"| {name} | {t:.1f} | {ratio} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-dir", type=Path, default=None,
@@ -87,7 +137,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="plan seed of the held-out runs")
     parser.add_argument("--weights", action="append", help="NAME=PATH of further detector weights to compare")
     parser.add_argument("--out", type=Path, default=None, help="also write the per-run table (CSV) here")
+    parser.add_argument("--speed", action="store_true", help="also time inference against InterpretDL 0.8")
+    parser.add_argument("--speed-only", action="store_true", help="only the inference timing")
     args = parser.parse_args()
+    if args.speed_only:
+        speed(load_variants(args.weights)[0])
+        return
 
     tmp = None
     corpus = args.corpus_dir
@@ -144,6 +199,9 @@ def main() -> None:
               f"(bias {gap['mean_p_bias']:+.1f}), share P>=0.5 {gap['share05']:.1f} ({gap['share05_bias']:+.1f}); "
               f"after prior shift: prior {gap['prior']:.1f} ({gap['prior_bias']:+.1f}), "
               f"share {gap['prior_share05']:.1f} ({gap['prior_share05_bias']:+.1f}); goal <= 3 each")
+    if args.speed:
+        print()
+        speed(scorers)
     if tmp is not None:
         tmp.cleanup()
     sys.stdout.flush()

@@ -22,7 +22,6 @@ Scores are P(mislabeled), higher = more likely mislabeled. Weights and their JSO
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -31,7 +30,7 @@ import numpy as np
 from ..common.file_utils import PathLike
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
-from .bhdf import DEFAULT_GRID, SUPPORTED_EPOCHS, load_detector_weights, resample_dynamics
+from .bhdf import DEFAULT_GRID, SUPPORTED_EPOCHS, _weights_info, load_detector_weights, resample_dynamics
 
 __all__ = ["BHDFMarginInterpreter", "margin_features", "N_CHANNELS", "MARGIN_WEIGHTS_FILE"]
 
@@ -126,10 +125,10 @@ class BHDFMarginInterpreter(DatasetLevelInterpreter, register=False):
             if not path.is_file():
                 raise FileNotFoundError(f"no margin detector weights at {path}; train them with "
                                         "train_detector(records, features='margin') or pass weights=")
-            sidecar = path.with_suffix(".json")
-            info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
-            if not isinstance(info, dict) or info.get("kind", "margin") != "margin":
-                raise ValueError(f"{sidecar} does not describe margin detector weights (kind={info.get('kind')!r})")
+            info = _weights_info(path)          # validated like BHDF's sidecar (grid range, booleans)
+            if info.get("kind", "margin") != "margin":
+                raise ValueError(f"{path.with_suffix('.json')} does not describe margin detector weights "
+                                 f"(kind={info.get('kind')!r})")
             detector = LSTMDetector(input_size=N_CHANNELS, grid=int(info.get("grid", DEFAULT_GRID)))
             load_detector_weights(detector, path)
             self.weights_path = path
