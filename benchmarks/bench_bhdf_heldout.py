@@ -172,8 +172,8 @@ def main() -> None:
         print(f"\n## AP by {', '.join(by)}\n")
         print(markdown_table(summary, cols))
         print()
-    rate_bins = np.digitize(table["true_rate"], [0.05, 0.1, 0.2, 0.35])
-    table["rate_bin"] = np.array(["<5%", "5-10%", "10-20%", "20-35%", ">=35%"])[rate_bins]
+    bins = ["a <5%", "b 5-10%", "c 10-20%", "d 20-35%", "e >=35%"]      # prefixed so they sort in order
+    table["rate_bin"] = np.array(bins)[np.digitize(table["true_rate"], [0.05, 0.1, 0.2, 0.35])]
     summary = summarize_heldout(table, detectors, by=("rate_bin",))
     cols = ["rate_bin", "runs"] + [f"{d}_auroc" for d in detectors] + ["best_auroc", "best_baseline"] + \
         [f"{d}_gain" for d in detectors]

@@ -523,7 +523,7 @@ def record_realistic_run(spec: RealisticRunSpec, path: PathLike, *, device: str 
         with paddle.no_grad():
             pred = np.concatenate([net(xb).numpy().argmax(axis=1) for _, xb, _ in eval_loader])
     meta = spec.to_dict()
-    meta.update(n_samples=n, n_classes=int(source.n_classes), true_rate=round(float(flips.mean()), 5),
+    meta.update(subset=spec.n_samples, n_samples=n, n_classes=int(source.n_classes), true_rate=round(float(flips.mean()), 5),
                 final_train_accuracy=round(float((pred == noisy).mean()), 4), group=spec.group,
                 record_seconds=round(time.perf_counter() - started, 2), corpus="realistic")
     tdyn.save(recorder, noisy, label_flip=flips, save_path=path, meta=meta)
@@ -537,7 +537,12 @@ def _finished(path: Path, spec: RealisticRunSpec) -> bool:
         meta = load_training_dynamics(path).get("meta", {}) or {}
     except (OSError, ValueError):
         return False
-    return all(meta.get(k) == v for k, v in spec.to_dict().items() if v is not None)
+    # meta's n_samples is the recorded N (after the imbalance subsampling); the planned subset is 'subset'
+    planned = spec.to_dict()
+    subset = planned.pop("n_samples")
+    if "subset" in meta and meta["subset"] != subset:
+        return False
+    return all(meta.get(k) == v for k, v in planned.items() if v is not None)
 
 
 def build_realistic_corpus(specs: Sequence[RealisticRunSpec], out_dir: PathLike, *, part: Tuple[int, int] = (1, 1),
