@@ -31,6 +31,7 @@ setup(
         "requests>=2.25",
         "pandas>=1.3",
         "scikit-learn>=1.0",
+        "cleanlab>=2.5",  # the confident joint behind estimate_noise / clean (decisions)
     ],
     extras_require={
         "cpu": ["paddlepaddle>=2.6"],

@@ -35,6 +35,17 @@ def digits_small():
     return x, y, noisy, flips
 
 
+@pytest.fixture
+def tiny():
+    """70 seeded 6-feature samples, 3 classes from the signs of the first two features: (x, y)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    return x, y
+
+
 def make_mlp(n_in=64, n_hidden=32, n_out=10, seed=0):
     paddle.seed(seed)
     return paddle.nn.Sequential(paddle.nn.Linear(n_in, n_hidden), paddle.nn.ReLU(), paddle.nn.Linear(n_hidden, n_out))

@@ -114,14 +114,17 @@ def test_parse_cutoff():
 def test_find_label_issues_cutoffs(noisy_run):
     rec, flips = noisy_run["rec"], noisy_run["flips"]
     scores = inl.interpreter.registry.run_detector("bhdf", rec)
-    auto = inl.find_label_issues(rec, "bhdf", scores=scores)
+    auto = inl.find_label_issues(rec, "bhdf", scores=scores, per_class=True)
     assert auto.dtype == bool and auto.shape == (600,)
     est = inl.estimate_noise(rec, n_bootstrap=0)
     assert abs(int(auto.sum()) - est.n_issues) <= 10  # per-class rounding
+    given = rec.assigned_labels
+    for c in range(10):  # each class gets its own estimated count
+        assert abs(int(auto[given == c].sum()) - est.per_class_issues[c]) <= 1
     precision = (auto & flips).sum() / auto.sum()
     recall = (auto & flips).sum() / flips.sum()
     assert precision > 0.7 and recall > 0.7
-    glob = inl.find_label_issues(rec, "bhdf", scores=scores, estimate=est, per_class=False)
+    glob = inl.find_label_issues(rec, "bhdf", scores=scores, estimate=est)
     assert int(glob.sum()) == est.n_issues
     top = inl.find_label_issues(rec, "bhdf", 50, scores=scores)
     assert top.sum() == 50 and scores[top].min() >= scores[~top].max()
@@ -139,6 +142,12 @@ def test_find_label_issues_every_recording_detector(noisy_run, name):
     mask = inl.find_label_issues(noisy_run["rec"], name, cutoff=60)
     assert mask.sum() == 60
     assert (mask & noisy_run["flips"]).sum() > 30  # far better than chance (12 of 60)
+
+
+def test_find_label_issues_confident_learning_with_raw_data(noisy_run):
+    x, _ = inl.load_digits_arrays()
+    mask = inl.find_label_issues(noisy_run["rec"], "confident_learning", cutoff=60, x=x[:600])
+    assert mask.sum() == 60 and (mask & noisy_run["flips"]).sum() > 30
 
 
 def test_find_label_issues_detector_that_does_not_apply(noisy_run):
@@ -226,6 +235,9 @@ def test_cli_clean_writes_outputs_and_refuses_overwrite(noisy_run, tmp_path, cap
     assert "estimated noise" in printed and "true rate 20.0 %" in printed
     issues = pd.read_csv(out / "issues.csv")
     assert len(issues) == 600 and issues.loc[issues.sample_id == 5, "action"].item() == "relabel"
+    assert issues.loc[issues.sample_id == 5, "new_label"].item() == 3  # the reviewer's label reaches the file
+    kept_as_is = issues.action == "keep"
+    assert (issues.new_label[kept_as_is] == issues.given_label[kept_as_is]).all()
     summary = json.loads((out / "summary.json").read_text())
     keep = pd.read_csv(out / "keep_indices.csv")["sample_id"].to_numpy()
     assert summary["counts"]["drop"] == 600 - keep.size
@@ -238,6 +250,13 @@ def test_cli_clean_writes_outputs_and_refuses_overwrite(noisy_run, tmp_path, cap
     before = rec_copy.read_bytes()
     assert main(["clean", str(rec_copy), "--method", "small_loss", "--out", str(victim)]) == 2
     assert "refusing" in capsys.readouterr().err and rec_copy.read_bytes() == before
+    assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(out),
+                 "--decisions", str(decisions)]) == 0  # an existing output folder is rewritten
+    reviewed = tmp_path / "issues.csv"
+    reviewed.write_bytes(decisions.read_bytes())
+    assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(tmp_path),
+                 "--decisions", str(reviewed)]) == 2  # would overwrite the decisions file
+    assert "it is the input" in capsys.readouterr().err and reviewed.read_bytes() == decisions.read_bytes()
     assert main(["clean", str(noisy_run["path"]), "--method", "small_loss", "--out", str(noisy_run["path"])]) == 2
     assert main(["clean", str(noisy_run["path"]), "--method", "bhdf", "--cutoff", "2.0", "--out", str(out)]) == 2
     assert "out of range" in capsys.readouterr().err
@@ -259,3 +278,13 @@ def test_class_dependent_noise():
     binary = np.repeat([0, 1], 100)
     noisy2, flips2 = inl.inject_label_noise(binary, 0.3, kind="class_dependent", seed=0)
     assert flips2.sum() == 60 and (noisy2[flips2] == 1 - binary[flips2]).all()
+
+
+def test_memorised_run_warns(noisy_run):
+    rec = noisy_run["rec"].to_dict()
+    td = np.full(rec["td"].shape, 0.05 / 9, dtype=np.float16)
+    td[:, :, 0] = 0.95  # every given label fitted from the start: in-sample probabilities hide the noise
+    rec["td"] = td
+    with pytest.warns(UserWarning, match="memorised"):
+        est = inl.estimate_noise(rec, "confident_joint", n_bootstrap=0)
+    assert est.details["final_fit"] == 1.0 and est.rate < 0.01

@@ -63,6 +63,8 @@ def test_demo_command_end_to_end(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     rec = interpretdl_noise.load_training_dynamics(tmp_path / "training_dynamics.npz")
     assert rec["td"].shape == (1797, 4, 10) and int(rec["label_flip"].sum()) == 359
+    assert "Estimated noise rate" in out and "suggested" in out  # the decisions step
+    assert all((tmp_path / "clean" / name).exists() for name in ("issues.csv", "summary.json", "keep_indices.csv"))
 
 
 def test_cli_reports_bad_input_cleanly(tmp_path, capsys):

@@ -69,11 +69,36 @@ def page(tmp_path_factory):
             "folder": folder}
 
 
+def _until_loaded(driver, url, timeout=30):
+    """Wait until the report at ``url`` is the loaded document again (after a reload or history step).
+
+    chromedriver's own refresh() / back() wait for the navigation and, on a loaded machine, can time out
+    with "aborted by navigation"; a script-started navigation plus this explicit wait cannot.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.current_url.startswith(url) and d.execute_script(
+            "return window.__before_navigation === undefined && document.readyState === 'complete' && "
+            "!!document.getElementById('cards')"))
+
+
+def reload(driver, url):
+    driver.execute_script("window.__before_navigation = true; location.reload();")
+    _until_loaded(driver, url)
+
+
+def go_back(driver, url):
+    driver.execute_script("window.__before_navigation = true; history.back();")
+    _until_loaded(driver, url)
+
+
 def fresh(driver, url):
     """Open the report with no stored decisions and no view state in the URL."""
     driver.get(url)
     driver.execute_script("localStorage.clear(); history.replaceState(null, '', location.pathname);")
-    driver.refresh()
+    reload(driver, url)
     driver.get_log("browser")  # drop what came before
 
 
@@ -217,14 +242,14 @@ def test_reload_and_back_keep_view_and_decisions(browser, page):
     card(browser, first).find_element("css selector", '[data-action="keep"]').click()
     shown = len(visible(browser))
     assert f"given={g}" in browser.current_url
-    browser.refresh()
+    reload(browser, page["url"])
     assert browser.find_element("id", "filter-given").get_attribute("value") == str(g)
     assert len(visible(browser)) == shown
     assert card(browser, first).find_element("css selector", '[data-action="keep"]').get_attribute(
         "aria-pressed") == "true"
     assert browser.find_element("id", "decision-count").text == "1 decision"
     browser.get(page["other"])
-    browser.back()
+    go_back(browser, page["url"])
     assert browser.current_url.startswith(page["url"])
     assert browser.find_element("id", "filter-given").get_attribute("value") == str(g)
     assert len(visible(browser)) == shown

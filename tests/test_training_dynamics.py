@@ -7,21 +7,14 @@ import pytest
 from conftest import make_mlp
 from paddle.static import InputSpec
 
-from interpretdl_noise import ArrayDataset, DatasetWithIndex, TrainingDynamics, load_training_dynamics
+from interpretdl_noise import (ArrayDataset, DatasetWithIndex, DynamicsRecorder, TrainingDynamics,
+                               inject_label_noise, load_training_dynamics)
 from interpretdl_noise.callbacks import RecordTrainingDynamics
 
 
 def _loader(x, y, batch_size, shuffle):
     ds = DatasetWithIndex(ArrayDataset(x, y), index_first=True)
     return paddle.io.DataLoader(ds, batch_size=batch_size, shuffle=shuffle)
-
-
-@pytest.fixture
-def tiny():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(70, 6)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)  # 3 classes
-    return x, y
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -160,3 +153,84 @@ def test_hapi_recording_matches_loop_recording(tiny):
     np.testing.assert_allclose(rec_fit.probs.astype(np.float32), rec_loop.probs.astype(np.float32), atol=2e-3)
     np.testing.assert_allclose(rec_fit.losses, rec_loop.losses, rtol=1e-3, atol=1e-4)
     np.testing.assert_array_equal(rec_fit.targets, rec_loop.targets)
+
+
+# ---------------------------------------------------------------- one recording loop
+def _corpus_run_by_hand(spec):
+    """The detector corpus's former hand-written loop (which recorded the shipped weights' corpus)."""
+    import dataclasses
+
+    from interpretdl_noise.common.device import device_scope
+    from interpretdl_noise.common.seeding import paddle_seed
+    from interpretdl_noise.detector_training.corpus import _optimizer
+    from interpretdl_noise.detector_training.sources import build_model, load_source
+    from interpretdl_noise.recording import DynamicsRecorder, transform_dynamics
+
+    source = load_source(spec.source, seed=spec.seed)
+    if spec.n_samples is not None and spec.n_samples < source.x.shape[0]:
+        keep = np.sort(np.random.default_rng([spec.seed, 1]).choice(source.x.shape[0], spec.n_samples, replace=False))
+        source = dataclasses.replace(source, x=source.x[keep], y=source.y[keep])
+    noisy, _ = inject_label_noise(source.y, spec.rate, kind=spec.noise, n_classes=source.n_classes, seed=spec.seed)
+    n = source.x.shape[0]
+    rng = np.random.default_rng(spec.seed)
+    recorder = DynamicsRecorder(n, spec.epochs, source.n_classes)
+    with device_scope("cpu"), paddle_seed(spec.seed):
+        net = build_model(spec.model, source, width=spec.width, depth=spec.depth)
+        optimizer, scheduler = _optimizer(spec, net, int(np.ceil(n / spec.batch_size)))
+        x_all, y_all = paddle.to_tensor(source.x), paddle.to_tensor(noisy)
+        net.train()
+        for epoch in range(spec.epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, spec.batch_size):
+                ids = order[start:start + spec.batch_size]
+                idx = paddle.to_tensor(ids)
+                logits = net(paddle.gather(x_all, idx))
+                loss = paddle.nn.functional.cross_entropy(logits, paddle.gather(y_all, idx).reshape([-1, 1]))
+                loss.backward()
+                optimizer.step()
+                optimizer.clear_grad()
+                if scheduler is not None:
+                    scheduler.step()
+                recorder.update(epoch, ids, paddle.nn.functional.softmax(logits.detach(), axis=-1).numpy())
+    return transform_dynamics(recorder.probs, noisy)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(source="wine", model="mlp", optimizer="sgd", schedule="step", lr=0.03, weight_decay=5e-4),
+    dict(source="iris", model="mlp", optimizer="adam", schedule="cosine", lr=3e-3),
+    dict(source="digits", model="cnn", optimizer="sgd", schedule="constant", lr=0.01, n_samples=300, epochs=3),
+])
+def test_corpus_records_through_the_generator_with_the_same_curves(settings):
+    from interpretdl_noise.detector_training.corpus import RunSpec, record_run
+
+    spec = RunSpec(**{"noise": "uniform", "rate": 0.2, "epochs": 6, "seed": 5, "batch_size": 32, **settings})
+    td, labels = _corpus_run_by_hand(spec)
+    rec = record_run(spec)
+    np.testing.assert_array_equal(rec["td"], td)  # bit for bit: the shipped weights' corpus is unchanged
+    np.testing.assert_array_equal(rec["labels"], labels)
+
+
+def test_hapi_nonfinite_stop_ends_fit_and_keeps_completed_epochs(tiny, tmp_path):
+    x, y = tiny
+    net = paddle.nn.Linear(6, 3)
+
+    class Diverge(paddle.callbacks.Callback):  # the weights blow up at the start of epoch 1
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs_begun = epoch + 1
+            if epoch == 1:
+                net.weight.set_value(np.full(net.weight.shape, np.nan, dtype=np.float32))
+
+    cb = RecordTrainingDynamics(len(y), on_nonfinite="stop", directory=tmp_path / "rec")
+    diverge = Diverge()
+    model = paddle.Model(net, inputs=[InputSpec([None, 6], "float32", "x")],
+                         labels=[InputSpec([None, 1], "int64", "y"), InputSpec([None, 1], "int64", "index")])
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()),
+                  loss=cb.wrap_loss(paddle.nn.CrossEntropyLoss()), metrics=[cb.metric])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(DatasetWithIndex(ArrayDataset(x, y)), epochs=4, batch_size=16, verbose=0, callbacks=[diverge, cb])
+    assert any("recording stopped" in str(w.message) for w in caught)
+    assert diverge.epochs_begun == 2  # fit stopped after the diverged epoch
+    assert cb.stopped_.epoch == 1 and cb.recorder.completed_epochs == 1
+    kept = DynamicsRecorder.open(tmp_path / "rec")  # on disk: epoch 0 only, never the NaN epoch as a gap
+    assert kept.completed_epochs == 1 and kept.seen[:, 0].all() and not kept.seen[:, 1].any()

@@ -35,6 +35,8 @@ def test_quickstart_runs():
     text = _outputs(nb)
     assert "quick mode" in text
     assert "AUROC" in text
+    assert "Estimated noise rate" in text and "suggested" in text  # the decisions section ran
+    assert "Report(N=" in text and "report.html" in text  # the HTML report section ran
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # ROC/PR, histograms, data map, suspicious digits

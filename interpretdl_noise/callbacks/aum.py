@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..interpreter.aum import AUMCalculator
 from ._hapi import TapMetric, TrainingPhaseCallback
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from .._paddle import paddle
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.plotting import plot_grouped_curves, save_figure
 from ..common.stat import GroupedStats
 from ..interpreter.aum import logit_margins

@@ -19,7 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     parser = sub.add_parser(
         "clean", help="estimate the noise, flag issues, suggest labels, write a cleaned index (CSV + JSON)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", help="training_dynamics.npz")
     parser.add_argument("--method", default="bhdf", choices=detector_names(), metavar="NAME",
                         help=f"detector that ranks the samples: {', '.join(detector_names())} (default bhdf)")
@@ -42,16 +42,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``clean`` for parsed ``args``; returns the exit status."""
-    from ..decisions.clean import OUTPUT_FILES, clean, write_clean
+    from ..decisions.clean import OUTPUT_FILES, check_clean_outputs, clean, write_clean
 
     recording = Path(args.recording)
     out = Path(args.out)
-    if out.exists() and out.resolve() == recording.resolve():
-        raise ValueError(f"--out {out} is the input recording; give a folder for the outputs")
-    protect = tuple(p for p in (recording, args.decisions) if p is not None)
-    for name in OUTPUT_FILES:  # fail before the (slow) detector runs
-        if (out / name).resolve() in {Path(p).resolve() for p in protect}:
-            raise ValueError(f"refusing to write {out / name}: it is an input; choose another --out")
+    protect = (recording, args.decisions)
+    check_clean_outputs(out, protect=protect)  # fail before the (slow) detector runs
     result = clean(recording, args.method, args.cutoff, args.decisions, estimator=args.estimator,
                    min_confidence=args.min_confidence, relabel=not args.no_relabel)
     write_clean(result, out, protect=protect)

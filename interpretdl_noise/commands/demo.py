@@ -82,6 +82,7 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
     ``report.html`` (:func:`interpretdl_noise.report`, with the digits as thumbnails).
     """
     from ..compare import compare_detectors
+    from ..decisions import clean, write_clean
 
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="interpretdl_noise_demo_"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,10 +98,21 @@ def run_demo(out_dir: Optional[Path] = None, *, noise_rate: float = 0.2, noise_t
     lead = "bhdf" if "bhdf" in result.scores else str(result.metrics["auroc"].idxmax())
     scores = result.scores[lead]
     predicted = np.asarray(record.logits[:, -1].argmax(axis=1))
+    cleaned = clean(record, lead, scores=scores)  # estimate the noise, flag, suggest labels, keep/drop/relabel
+    suggested = cleaned.issues.set_index("sample_id")
     print(f"\nTop {top} suspects by {lead} (higher score = more likely mislabeled):")
-    print(f"  {'index':>6} {'given':>6} {'predicted':>9} {'true':>5} {'score':>7}")
+    print(f"  {'index':>6} {'given':>6} {'predicted':>9} {'suggested':>9} {'true':>5} {'score':>7} {'action':>8}")
     for i in np.argsort(-scores, kind="stable")[:top]:
-        print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {info['clean_labels'][i]:>5} {scores[i]:>7.3f}")
+        row = suggested.loc[int(record.sample_ids[i])]
+        print(f"  {i:>6} {info['noisy_labels'][i]:>6} {predicted[i]:>9} {row['suggested_label']:>9} "
+              f"{info['clean_labels'][i]:>5} {scores[i]:>7.3f} {row['action']:>8}")
+    summary = cleaned.summary
+    low, high = summary["noise_rate_interval"]
+    write_clean(cleaned, out_dir / "clean", protect=(path,))
+    print(f"\nEstimated noise rate {100 * summary['estimated_noise_rate']:.1f} % (95 % interval {100 * low:.1f}-"
+          f"{100 * high:.1f} %; true {100 * info['label_flip'].mean():.1f} %). clean(): keep "
+          f"{summary['counts']['keep']}, relabel {summary['counts']['relabel']}, drop {summary['counts']['drop']} "
+          f"-> {out_dir / 'clean'} (issues.csv, summary.json, keep_indices.csv)")
     png = plot_clean_vs_noisy(record.td, record.label_flip, out_dir / "clean_vs_noisy.png")
     print(f"\nReport, ranked CSVs and plots in {out_dir} (curves of clean vs noisy samples: {png.name})")
     from ..reporting import report

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from .file_utils import PathLike, atomic_path
+from .atomic import PathLike, atomic_path
 
 __all__ = ["plot_data_map", "plot_grouped_curves", "plot_roc_pr", "plot_score_histograms", "save_figure"]
 

@@ -13,7 +13,6 @@ Shapes: ``N`` samples, ``C`` classes. Rows are in dataset order (ascending ``sam
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -21,17 +20,17 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import pandas as pd
 
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_path, check_output_path
 from ..recording import Recording
 from .issues import detector_scores, find_label_issues, parse_cutoff
 from .noise import estimate_noise
 from .suggest import DEFAULT_EPOCHS, DEFAULT_MIN_CONFIDENCE, relabel_policy, suggest_labels
 
-__all__ = ["ACTIONS", "CleanResult", "clean", "read_decisions", "write_clean", "OUTPUT_FILES"]
+__all__ = ["ACTIONS", "CleanResult", "clean", "read_decisions", "write_clean", "check_clean_outputs", "OUTPUT_FILES"]
 
 ACTIONS = ("keep", "drop", "relabel")
 OUTPUT_FILES = ("issues.csv", "summary.json", "keep_indices.csv")
-ISSUE_COLUMNS = ["sample_id", "given_label", "suggested_label", "score", "action", "confidence"]
+ISSUE_COLUMNS = ["sample_id", "given_label", "suggested_label", "score", "action", "new_label", "confidence"]
 
 
 @dataclass
@@ -42,7 +41,9 @@ class CleanResult:
     ----------
     issues : pandas.DataFrame
         One row per sample in dataset order: ``sample_id, given_label, suggested_label, score, action``
-        (``keep`` / ``drop`` / ``relabel``) and ``confidence`` (of the suggestion).
+        (``keep`` / ``drop`` / ``relabel``), ``new_label`` (the label after this decision: the given label
+        unless relabelled, where it is the suggested label or the reviewer's ``new_label`` from a decisions
+        CSV) and ``confidence`` (of the suggestion).
     keep_indices : ndarray of int64
         Sample ids to keep (kept as is or relabelled), ascending; for ``paddle.io.Subset``.
     labels : ndarray of shape (N,), int64
@@ -131,7 +132,7 @@ def read_decisions(decisions: Union[PathLike, pd.DataFrame], sample_ids: np.ndar
 
 
 def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=None, *, estimator: str = "auto",
-          min_confidence: float = DEFAULT_MIN_CONFIDENCE, relabel: bool = True, per_class: bool = True,
+          min_confidence: float = DEFAULT_MIN_CONFIDENCE, relabel: bool = True, per_class: bool = False,
           epochs: Any = DEFAULT_EPOCHS, scores: Optional[np.ndarray] = None, n_bootstrap: int = 100,
           **detector_kw: Any) -> CleanResult:
     """Flag label issues with ``method``, suggest labels, and decide keep / drop / relabel per sample.
@@ -153,7 +154,7 @@ def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=
         dropped otherwise.
     relabel : bool, default=True
         False: drop every flagged sample.
-    per_class : bool, default=True
+    per_class : bool, default=False
         See :func:`~interpretdl_noise.find_label_issues`.
     epochs : optional
         Epochs whose probabilities the suggestions average.
@@ -195,6 +196,7 @@ def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=
     issues = pd.DataFrame({"sample_id": ids[order], "given_label": given[order],
                            "suggested_label": suggested.label[order], "score": s[order],
                            "action": pd.Series(actions[order], dtype=object),
+                           "new_label": new_labels[order].astype(np.int64),
                            "confidence": suggested.confidence[order]})
     keep = np.sort(ids[actions != "drop"]).astype(np.int64)
     counts = {a: int((actions == a).sum()) for a in ACTIONS}
@@ -222,11 +224,16 @@ def clean(recording: Any, method: str = "bhdf", cutoff: Any = "auto", decisions=
     return CleanResult(issues=issues, keep_indices=keep, labels=new_labels[order].astype(np.int64), summary=summary)
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+def check_clean_outputs(out_dir: PathLike, *, protect: tuple = ()) -> Dict[str, Path]:
+    """The output paths of :func:`write_clean` in ``out_dir``, refused when one would replace an input.
+
+    Call it before the (slow) detectors run. ``protect`` lists the inputs (the recording, the decisions
+    file); ``None`` entries are skipped. Raises ``ValueError`` naming the path.
+    """
+    inputs = [p for p in protect if p is not None]
+    out = check_output_path(out_dir, inputs=inputs, directory=True)
+    return {name: check_output_path(out / name, inputs=inputs, allowed_suffixes=(Path(name).suffix,))
+            for name in OUTPUT_FILES}
 
 
 def write_clean(result: CleanResult, out_dir: PathLike, *, protect: tuple = ()) -> Dict[str, Path]:
@@ -250,15 +257,7 @@ def write_clean(result: CleanResult, out_dir: PathLike, *, protect: tuple = ()) 
     ValueError
         When ``out_dir`` is a file, or an output would replace one of ``protect``.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is an existing file; give a folder (it would overwrite {out})")
-    targets = {name: out / name for name in OUTPUT_FILES}
-    for keep in protect:
-        keep = Path(keep)
-        for target in targets.values():
-            if _same_file(target, keep) or target.resolve() == keep.resolve():
-                raise ValueError(f"refusing to write {target}: it is the input {keep}; choose another --out")
+    targets = check_clean_outputs(out_dir, protect=protect)
     with atomic_path(targets["issues.csv"]) as tmp:
         result.issues.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(targets["keep_indices.csv"]) as tmp:

@@ -2,8 +2,8 @@
 
 ``cutoff`` says where to cut the ranking (higher score = more likely mislabeled):
 
-- ``'auto'``: the estimated number of issues (:func:`~interpretdl_noise.estimate_noise`), allotted per given
-  class from the estimate's per-class counts (``per_class=True``) or taken from the whole ranking;
+- ``'auto'``: the estimated number of issues (:func:`~interpretdl_noise.estimate_noise`), taken from the whole
+  ranking, or allotted per given class from the estimate's per-class counts (``per_class=True``);
 - an ``int`` ``k``: the ``k`` highest scores;
 - a ``float``: every sample whose score is at least this threshold (for ``bhdf``, a probability in [0, 1]);
 - a string ``'5%'``: that fraction of the samples, the highest scores first.
@@ -123,7 +123,7 @@ def _auto_mask(rec: Recording, scores: np.ndarray, estimate: NoiseEstimate, per_
 
 
 def find_label_issues(recording: Any, method: str = "bhdf", cutoff: Cutoff = "auto", *,
-                      estimator: str = "auto", estimate: Optional[NoiseEstimate] = None, per_class: bool = True,
+                      estimator: str = "auto", estimate: Optional[NoiseEstimate] = None, per_class: bool = False,
                       scores: Optional[np.ndarray] = None, **detector_kw: Any) -> np.ndarray:
     """Flag the likely mislabeled samples of a recording.
 
@@ -138,13 +138,16 @@ def find_label_issues(recording: Any, method: str = "bhdf", cutoff: Cutoff = "au
         The noise estimator behind ``'auto'`` (:func:`~interpretdl_noise.estimate_noise`).
     estimate : NoiseEstimate, optional
         A ready estimate for ``'auto'`` (skips estimating again).
-    per_class : bool, default=True
-        ``'auto'`` flags the estimated count of each given class within that class (the estimate's
-        per-class breakdown); False takes the estimated total from the whole ranking.
+    per_class : bool, default=False
+        True: ``'auto'`` flags the estimated count of each given class within that class (the estimate's
+        per-class breakdown). False: the estimated total, taken from the whole ranking; the default,
+        because per-class counts are noisier than the total and lowered every detector's F1 in
+        ``benchmarks/bench_decisions.py``.
     scores : ndarray of shape (N,), optional
         Precomputed scores of ``method`` (skips running the detector).
     **detector_kw
-        Constructor arguments for the detector.
+        Constructor arguments for the detector, and ``x=`` (the raw inputs, indexed by sample id) for
+        ``confident_learning``, which retrains on the data.
 
     Returns
     -------

@@ -23,6 +23,7 @@ Shapes: ``N`` samples, ``C`` classes.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -32,9 +33,11 @@ from ..recording import Recording
 from .probabilities import class_probabilities, normalise_rows
 
 __all__ = ["ESTIMATORS", "DEFAULT_ESTIMATOR", "NoiseEstimate", "estimate_noise", "bhdf_train_prior",
-           "adapt_prior"]
+           "adapt_prior", "final_fit"]
 
 ESTIMATORS = ("confident_joint", "mixture", "bhdf_prior", "aum_threshold")
+MEMORISED_FIT = 0.995
+"""Last-epoch fit of the given labels above which a near-zero in-sample estimate triggers a warning."""
 DEFAULT_ESTIMATOR = "confident_joint"
 """What ``method='auto'`` uses; chosen by ``benchmarks/bench_decisions.py`` (see benchmarks/README.md)."""
 
@@ -48,7 +51,9 @@ class NoiseEstimate:
     rate : float
         Estimated overall share of wrong labels, in [0, 1].
     interval : (float, float)
-        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``).
+        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). It covers the
+        sampling variation only, not the estimator's bias (in-sample probabilities), so it is too narrow
+        when the model memorises or underfits; see benchmarks/README.md for its measured coverage.
     per_class : ndarray of shape (C,)
         Estimated share of wrong labels among the samples *given* class ``c`` (0 for a class never given).
     matrix : ndarray of shape (C, C)
@@ -141,7 +146,10 @@ def _finish(method: str, joint: np.ndarray, n: int, rate_fn: Callable[[np.ndarra
 
 # --------------------------------------------------------------------------------------------- estimators
 def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
-    from cleanlab.count import estimate_joint
+    try:
+        from cleanlab.count import estimate_joint
+    except ImportError as exc:  # a dependency since the decisions; an old environment may lack it
+        raise ImportError("estimate_noise(method='confident_joint') needs cleanlab: pip install cleanlab") from exc
 
     given = rec.assigned_labels
     probs = normalise_rows(class_probabilities(rec, epochs), floor=1e-12)
@@ -164,8 +172,21 @@ def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int
         return full
 
     joint = joint_of(np.arange(rec.n_samples))
+    fit = final_fit(rec)
+    if fit >= MEMORISED_FIT and 1.0 - np.trace(joint) < 0.01:
+        warnings.warn(f"the model fits {100 * fit:.1f} % of the given labels in its last epoch (it memorised them): "
+                      "in-sample probabilities hide wrong labels, so this noise estimate can be far too low; a "
+                      "shorter run or a model that generalises better gives a trustworthy estimate", UserWarning,
+                      stacklevel=3)
     return _finish("confident_joint", joint, rec.n_samples, lambda idx: 1.0 - np.trace(joint_of(idx)),
-                   n_bootstrap, seed, {"epochs": _epochs_note(epochs), "in_sample": True})
+                   n_bootstrap, seed, {"epochs": _epochs_note(epochs), "in_sample": True, "final_fit": fit})
+
+
+def final_fit(recording: Any) -> float:
+    """Share of samples whose given label is the arg-max in the last recorded epoch (1.0 = memorised)."""
+    td = Recording.coerce(recording).td
+    last = np.asarray(td[:, -1, :], dtype=np.float32)
+    return float((last[:, 0] >= last.max(axis=1)).mean())
 
 
 def _mixture_posterior(scores: np.ndarray, seed: int) -> Tuple[np.ndarray, float]:

@@ -2,10 +2,13 @@
 
 Each *run* trains one small Paddle classifier on one offline source whose labels were corrupted with
 :func:`interpretdl_noise.inject_label_noise`, and records every sample in every epoch (the softmax of
-the logits used for the SGD step, as InterpretDL's and our default recorder do). A run's record is a
-normal recording dict (``td`` (N, E, C), ``labels``, ``label_flip`` and ``meta`` with the run's
-settings), so it can be saved with :func:`interpretdl_noise.save_training_dynamics` and scored by any
-detector.
+the logits used for the SGD step, as InterpretDL's and our default recorder do) through
+:meth:`interpretdl_noise.TrainingDynamics.generator`, the same loop users record with (its learning-rate
+schedules step per batch, ``scheduler_step='step'``). The curves are the same, bit for bit, as those of
+the hand-written loop the shipped detector's corpus was recorded with (``tests/test_training_dynamics.py``
+keeps that loop and compares), so the shipped weights stay valid. A run's record is a normal recording
+dict (``td`` (N, E, C), ``labels``, ``label_flip`` and ``meta`` with the run's settings), so it can be
+saved with :func:`interpretdl_noise.save_training_dynamics` and scored by any detector.
 
 Runs are planned from seeded random draws (:func:`plan_corpus`), so a corpus is reproducible from its
 groups and seed alone.
@@ -26,7 +29,9 @@ from ..common.device import device_scope, resolve_device
 from ..common.file_utils import PathLike
 from ..common.seeding import paddle_seed
 from ..data.noise import NOISE_KINDS, inject_label_noise
-from ..recording import DynamicsRecorder, load_training_dynamics, save_training_dynamics, transform_dynamics
+from ..interpreter.training_dynamics import TrainingDynamics
+from ..recording import load_training_dynamics, save_training_dynamics
+from ..recording.transform import transform_recorder
 from .sources import MODELS, SOURCES, build_model, load_source
 
 __all__ = ["RunSpec", "plan_corpus", "record_run", "build_corpus", "Group"]
@@ -189,6 +194,11 @@ def _optimizer(spec: RunSpec, net, steps_per_epoch: int):
     return opt, (lr if not isinstance(lr, float) else None)
 
 
+def _batch_mean_cross_entropy(logits, labels):
+    """The corpus's loss: batch-mean cross-entropy (the recorder derives nothing from it)."""
+    return paddle.nn.functional.cross_entropy(logits, labels.reshape([-1, 1]))
+
+
 def record_run(spec: RunSpec, *, device: str = "cpu", progress: bool = False) -> Dict[str, Any]:
     """Train one classifier on noisy labels and record its training dynamics.
 
@@ -214,33 +224,27 @@ def record_run(spec: RunSpec, *, device: str = "cpu", progress: bool = False) ->
     n = source.x.shape[0]
     rng = np.random.default_rng(spec.seed)
     steps = int(np.ceil(n / spec.batch_size))
-    recorder = DynamicsRecorder(n, spec.epochs, source.n_classes)
-    accuracy = float("nan")
-    with device_scope(resolve_device(device)), paddle_seed(spec.seed):
+    device = resolve_device(device)
+    with device_scope(device), paddle_seed(spec.seed):
         net = build_model(spec.model, source, width=spec.width, depth=spec.depth)
         optimizer, scheduler = _optimizer(spec, net, steps)
         x_all = paddle.to_tensor(source.x)
         y_all = paddle.to_tensor(noisy)
-        net.train()
-        for epoch in tqdm(range(spec.epochs), desc=spec.group, unit="epoch", disable=not progress, leave=False):
+
+        def batches():  # one seeded permutation per epoch, drawn when the epoch starts
             order = rng.permutation(n)
-            correct = 0
             for start in range(0, n, spec.batch_size):
                 ids = order[start:start + spec.batch_size]
                 idx = paddle.to_tensor(ids)
-                logits = net(paddle.gather(x_all, idx))
-                y = paddle.gather(y_all, idx)
-                loss = paddle.nn.functional.cross_entropy(logits, y.reshape([-1, 1]))
-                loss.backward()
-                optimizer.step()
-                optimizer.clear_grad()
-                if scheduler is not None:
-                    scheduler.step()
-                probs = paddle.nn.functional.softmax(logits.detach(), axis=-1).numpy()
-                recorder.update(epoch, ids, probs)
-                correct += int((probs.argmax(axis=1) == noisy[ids]).sum())
-            accuracy = correct / n
-    td, labels = transform_dynamics(recorder.probs, noisy)
+                yield ids, paddle.gather(x_all, idx), paddle.gather(y_all, idx)
+
+        # the library's own recording loop, so a fix to the recorder reaches the detector's corpus
+        recorder = TrainingDynamics(net, device=device).generator(
+            batches, optimizer, spec.epochs, loss_fn=_batch_mean_cross_entropy, lr_scheduler=scheduler,
+            scheduler_step="step", n_samples=n, keep_logits=True, progress=progress)
+    last = np.asarray(recorder.logits[:, -1])
+    accuracy = float((last.argmax(axis=1) == noisy).mean())
+    td, labels, _, _ = transform_recorder(recorder, noisy)
     meta = spec.to_dict()
     meta.update(n_samples=int(n), n_classes=int(source.n_classes), final_train_accuracy=round(accuracy, 4),
                 group=spec.group)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 import numpy as np
 
 from ..common.device import device_scope, resolve_device
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.metrics import detection_metrics
 from .._paddle import PADDLE_HINT, paddle_available
 from ..recording.recording import MissingRecordingKey, Recording

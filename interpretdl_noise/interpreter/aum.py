@@ -34,7 +34,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from ..common.atomic import PathLike, atomic_group
+from ..common.atomic import PathLike, atomic_group, complete_atomic_group
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 
@@ -376,6 +376,10 @@ class AUMCalculator:
     def __init__(self, save_dir: PathLike | None = None, compressed: bool = True):
         self.save_dir = save_dir
         self.compressed = bool(compressed)
+        if save_dir is not None and Path(save_dir).is_dir():
+            # a finalize killed after its commit point left the pair half renamed: finish it, so the
+            # folder we are handed holds one consistent pair (all old files or all new ones)
+            complete_atomic_group(Path(save_dir) / FINALIZE_JOURNAL)
         self._index = _IdIndex()
         self._counts = np.zeros(0, dtype=np.int64)
         self._sums = np.zeros(0, dtype=np.float64)
@@ -538,8 +542,9 @@ class AUMCalculator:
         """Write ``aum_values.csv`` (and ``full_aum_records.csv`` when not compressed), atomically and together.
 
         Both files are staged, a journal ``.aum_finalize.json`` is committed, then both are renamed: after a
-        crash the folder holds the old pair or (once the next ``finalize`` or
-        :func:`~interpretdl_noise.common.atomic.complete_atomic_group` on the journal has run) the new pair.
+        crash the folder holds the old pair or, once the interrupted renames are finished, the new pair. They
+        are finished by the next ``AUMCalculator(save_dir)`` on that folder, the next ``finalize``, or
+        :func:`~interpretdl_noise.common.atomic.complete_atomic_group` on the journal.
 
         Parameters
         ----------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.metrics import top_k_mask
 from ..common.plotting import plot_data_map
 from ..recording.recording import Recording

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter, read_training_dynamics
 

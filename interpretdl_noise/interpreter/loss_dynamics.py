@@ -60,7 +60,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_path
 from ..recording.recording import Recording
 from .abc_interpreter import LOSSES_DERIVED_NOTE, DatasetLevelInterpreter
 from .loss_dynamics_io import (

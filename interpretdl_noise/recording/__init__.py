@@ -3,7 +3,8 @@
 Shapes used throughout: ``N`` samples, ``E`` epochs, ``C`` classes.
 """
 from .npz import load_training_dynamics, save_training_dynamics, validate_training_dynamics
-from .recorder import DynamicsRecorder
+from .distributed import DistributedRecordingError, RemoteRecording
+from .recorder import DynamicsRecorder, NonFiniteDynamicsError, RecorderInUseError
 from .recording import MissingRecordingKey, Recording
 from .transform import interpolate_missing, transform_dynamics
 
@@ -11,6 +12,10 @@ __all__ = [
     "Recording",
     "MissingRecordingKey",
     "DynamicsRecorder",
+    "NonFiniteDynamicsError",
+    "RecorderInUseError",
+    "DistributedRecordingError",
+    "RemoteRecording",
     "interpolate_missing",
     "transform_dynamics",
     "save_training_dynamics",

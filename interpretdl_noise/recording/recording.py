@@ -3,7 +3,8 @@
 Every entry point that takes "a recording" (detectors, ``compare``, ``detect``, the decisions, the
 report, ``LabelTracker.from_recording``, the EMA sources) accepts any of
 
-- a path to a ``training_dynamics.npz`` (ours or InterpretDL 0.8's);
+- a path to a ``training_dynamics.npz`` (ours or InterpretDL 0.8's), or to a recorder's folder
+  (``directory=``; its completed epochs);
 - a mapping: InterpretDL's arrays (``td``, ``labels``, ``label_flip``) or ``np.load``'s result;
 - a :class:`~interpretdl_noise.recording.DynamicsRecorder` straight from recording;
 - a ``Recording`` (returned as it is, never validated twice),
@@ -97,6 +98,10 @@ class Recording(Mapping):
         if isinstance(recording, Recording):
             return recording
         if isinstance(recording, (str, os.PathLike)):
+            if Path(recording).is_dir() and (Path(recording) / "recording.json").is_file():
+                from .recorder import DynamicsRecorder  # a recorder's folder: its completed epochs
+
+                return cls.from_recorder(DynamicsRecorder.open(recording))
             return cls.load(recording)
         if _is_recorder(recording):
             return cls.from_recorder(recording)
@@ -123,10 +128,9 @@ class Recording(Mapping):
 
         Missing cells are filled per class (see :func:`~interpretdl_noise.recording.transform_dynamics`).
         """
-        from .transform import recorder_arrays, transform_dynamics
+        from .transform import transform_recorder
 
-        probs, targets, ids, extras = recorder_arrays(recorder)
-        td, labels = transform_dynamics(probs, targets, sample_ids=ids)
+        td, labels, ids, extras = transform_recorder(recorder)  # completed epochs; ranks from its running sums
         arrays: dict[str, Any] = {"td": td, "labels": labels, "sample_ids": np.asarray(ids, dtype=np.int64)}
         arrays.update(extras)
         if label_flip is not None:

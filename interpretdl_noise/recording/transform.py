@@ -86,11 +86,12 @@ def dict_to_array(logits_dict: Mapping) -> Tuple[np.ndarray, np.ndarray]:
     return ids, probs
 
 
-def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> None:
+def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Fill, in place, epochs where a sample's whole probability vector is NaN.
 
     ``block`` is float16 ``(n, E, C)``; ``gap`` is ``(n, E)`` bool and every row has a recorded epoch.
-    Only the gap cells are touched, with the same arithmetic as :func:`_interpolate_block`.
+    Only the gap cells are touched, with the same arithmetic as :func:`_interpolate_block`. Returns the
+    filled cells' rows and their float16 values ``(G, C)``.
     """
     n_epochs = block.shape[1]
     steps = np.arange(n_epochs, dtype=np.int64)
@@ -104,30 +105,48 @@ def _fill_whole_vector_gaps(block: np.ndarray, gap: np.ndarray) -> None:
     both = has_p & has_q
     weight = (np.where(both, cols - p, 0) / np.where(both, q - p, 1))[:, None]
     filled = np.where(both[:, None], v_p + weight * (v_q - v_p), np.where(has_p[:, None], v_p, v_q))
-    block[rows, cols] = filled.astype(np.float32).astype(np.float16)
+    values = filled.astype(np.float32).astype(np.float16)
+    block[rows, cols] = values
+    return rows, values
 
 
 def _transform_block(probs: np.ndarray, targets: np.ndarray, ids: Optional[np.ndarray], start: int,
-                     td: np.ndarray, labels: np.ndarray) -> None:
+                     td: np.ndarray, labels: np.ndarray, class_means: Optional[np.ndarray] = None,
+                     complete: Optional[np.ndarray] = None) -> None:
     """Fill ``td`` and ``labels`` rows ``[start, start + _TRANSFORM_CHUNK)`` (see :func:`transform_dynamics`)."""
     c = probs.shape[2]
     stop = min(probs.shape[0], start + _TRANSFORM_CHUNK)
-    block = probs[start:stop].astype(np.float16)  # a private copy: gaps are filled in place
-    gap = np.isnan(block[:, :, 0])
-    if gap.all(axis=1).any():
-        interpolate_missing(probs[start:stop], sample_ids=None if ids is None else ids[start:stop])  # names them
-    if gap.any():
-        rows, cols = np.nonzero(gap)
-        partial_gap = ~np.isnan(block[rows, cols]).all(axis=1)  # class 0 missing but not the whole vector
-        gap[rows[partial_gap], cols[partial_gap]] = False  # left for the per-class pass below
-        _fill_whole_vector_gaps(block, gap)
-    means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
-    partial = np.isnan(means).any(axis=1)
-    if partial.any():  # single-class gaps: per-class interpolation of those rows only
-        rows = start + np.flatnonzero(partial)
-        block[partial] = interpolate_missing(probs[rows], sample_ids=None if ids is None else ids[rows],
-                                             out_dtype=np.float16)
-        means[partial] = block[partial].mean(axis=1)
+    if complete is not None and complete[start:stop].all() and probs.dtype == np.float16:
+        # gap-free rows straight from the recorder: no private copy, no gap search, means from the running sums
+        block = probs[start:stop]
+        means = _float16_means(class_means[start:stop]) if class_means is not None else block.mean(axis=1)
+    else:
+        block = probs[start:stop].astype(np.float16)  # a private copy: gaps are filled in place
+        gap = np.isnan(block[:, :, 0])
+        if gap.all(axis=1).any():
+            interpolate_missing(probs[start:stop], sample_ids=None if ids is None else ids[start:stop])  # names them
+        filled_rows = filled = None
+        if gap.any():
+            rows, cols = np.nonzero(gap)
+            partial_gap = ~np.isnan(block[rows, cols]).all(axis=1)  # class 0 missing but not the whole vector
+            gap[rows[partial_gap], cols[partial_gap]] = False  # left for the per-class pass below
+            filled_rows, filled = _fill_whole_vector_gaps(block, gap)
+        if complete is not None and class_means is not None:
+            # a recorder's gaps are whole unseen vectors: its sums cover the seen cells, add the filled ones
+            means32 = np.array(class_means[start:stop], dtype=np.float32)
+            if filled is not None:
+                extra = np.zeros(means32.shape, dtype=np.float32)
+                np.add.at(extra, filled_rows, filled.astype(np.float32))
+                means32 += extra / np.float32(probs.shape[1])
+            means = _float16_means(means32)
+        else:
+            means = block.mean(axis=1)  # float16 result with float32 accumulation, as InterpretDL computes it
+        partial = np.isnan(means).any(axis=1)
+        if partial.any():  # single-class gaps: per-class interpolation of those rows only
+            rows = start + np.flatnonzero(partial)
+            block[partial] = interpolate_missing(probs[rows], sample_ids=None if ids is None else ids[rows],
+                                                 out_dtype=np.float16)
+            means[partial] = block[partial].mean(axis=1)
     t = targets[start:stop].astype(np.int64)
     order = np.argsort(-means, axis=1)  # InterpretDL's exact call: near-ties resolve identically
     others = order[order != t[:, None]].reshape(len(t), c - 1)
@@ -138,7 +157,25 @@ def _transform_block(probs: np.ndarray, targets: np.ndarray, ids: Optional[np.nd
         td[start:stop, :, channel] = block[rows, :, lab[:, channel]]
 
 
-def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optional[Sequence] = None
+def _float16_means(means32: np.ndarray) -> np.ndarray:
+    """float32 means rounded to float16, which is how numpy (and so InterpretDL) rounds a float16 mean."""
+    return np.asarray(means32, dtype=np.float32).astype(np.float16)
+
+
+def running_class_means(class_sums: np.ndarray, n_epochs: int) -> np.ndarray:
+    """``class_sums / E`` as numpy's float16 ``mean`` divides its float32 sum: float32 ``(N, C)``.
+
+    numpy reduces a float16 ``(n, E, C)`` block over axis 1 by adding epochs in order in float32 and
+    dividing by an ``intp`` count; the recorder's running sums add the epochs in the same order, so
+    rounding this to float16 reproduces ``probs.mean(axis=1)`` bit for bit.
+    """
+    out = np.array(class_sums, dtype=np.float32, copy=True)
+    np.true_divide(out, np.intp(n_epochs), out=out, casting="unsafe")
+    return out
+
+
+def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optional[Sequence] = None,
+                       class_means: Optional[np.ndarray] = None, complete: Optional[np.ndarray] = None
                        ) -> Tuple[np.ndarray, np.ndarray]:
     """Interpolate, cast to float16 and reorder classes as InterpretDL's ``TrainingDynamics.transform``.
 
@@ -151,13 +188,24 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
         Assigned (possibly noisy) label per sample, in ``[0, C)``.
     sample_ids : sequence of length N, optional
         Used in error messages only.
+    class_means : ndarray of shape (N, C), float32, optional
+        A recorder's running sums over its seen cells divided by E (see :func:`running_class_means`),
+        used with ``complete`` to rank classes instead of re-reading every value; for a sample with gaps
+        the filled values are added. It assumes, as a recorder guarantees, that every gap is a whole
+        unseen probability vector.
+    complete : ndarray of shape (N,), bool, optional
+        True for samples recorded in every epoch (no gap). Their float16 ``probs`` are read once, for
+        the output only.
 
     Returns
     -------
     td : ndarray of shape (N, E, C), float16
         ``td[:, :, 0]`` is the assigned label's probability; channels ``1..C-1`` are the other classes by
         descending mean probability over epochs, ranked exactly as InterpretDL 0.8 ranks them (the
-        float16 mean and numpy's default sort).
+        float16 mean and numpy's default sort). With ``class_means`` the ranking uses those float32 means
+        rounded to float16; they equal InterpretDL's float16 means when they come from the recorder's
+        running sums (same accumulation order), but means computed any other way may rank exact near-ties
+        differently. Channel 0 never depends on the ranking.
     labels : ndarray of shape (N, C), int16
         Class id of each ``td`` channel.
     """
@@ -168,6 +216,10 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
     targets = np.asarray(assigned_targets).reshape(-1)
     if targets.shape[0] != n:
         raise ValueError(f"assigned_targets has {targets.shape[0]} entries for {n} samples")
+    if class_means is not None and np.shape(class_means) != (n, c):
+        raise ValueError(f"class_means must have shape ({n}, {c}), got {np.shape(class_means)}")
+    if complete is not None and np.shape(complete) != (n,):
+        raise ValueError(f"complete must have shape ({n},), got {np.shape(complete)}")
     if targets.dtype.kind not in "iu" or (n and (targets.min() < 0 or targets.max() >= c)):
         raise ValueError(f"assigned_targets must be integers in [0, {c}); got dtype {targets.dtype}, "
                          f"range [{targets.min()}, {targets.max()}]")
@@ -175,17 +227,57 @@ def transform_dynamics(probs: np.ndarray, assigned_targets, *, sample_ids: Optio
     labels = np.empty((n, c), dtype=np.int16)
     ids = None if sample_ids is None else np.asarray(sample_ids)
     for start in range(0, n, _TRANSFORM_CHUNK):
-        _transform_block(probs, targets, ids, start, td, labels)
+        _transform_block(probs, targets, ids, start, td, labels, class_means, complete)
     return td, labels
 
 
-def recorder_arrays(recorder, *, check_targets: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """A :class:`~interpretdl_noise.recording.DynamicsRecorder`'s arrays, ready for :func:`transform_dynamics`.
+DEFAULT_MAX_UNSEEN = 0.5
+"""Default largest share of an epoch's samples that may be missing before transform / save refuse."""
+
+
+def check_coverage(seen: np.ndarray, *, max_unseen: float = DEFAULT_MAX_UNSEEN, source: str = "recording") -> None:
+    """Refuse a recording in which more than ``max_unseen`` of some epoch's samples were never seen.
+
+    Parameters
+    ----------
+    seen : ndarray of shape (N, E), bool
+    max_unseen : float, default=0.5
+        ``1.0`` turns the check off.
+    source : str
+        Named in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the epochs and the likely cause.
+    """
+    if not 0.0 <= float(max_unseen) <= 1.0:
+        raise ValueError(f"max_unseen must lie in [0, 1], got {max_unseen}")
+    if seen.size == 0 or max_unseen >= 1.0:
+        return
+    unseen = 1.0 - np.asarray(seen).mean(axis=0)
+    bad = np.flatnonzero(unseen > max_unseen)
+    if bad.size:
+        shown = ", ".join(f"{e} ({unseen[e]:.0%} unseen)" for e in bad[:8]) + (" ..." if bad.size > 8 else "")
+        raise ValueError(
+            f"{source}: more than {max_unseen:.0%} of the samples were never recorded in {bad.size} epoch(s): "
+            f"{shown}. Interpolating that much would invent the dynamics. Likely cause: this is one data-parallel "
+            f"rank's shard (record under paddle.distributed so rank 0 gathers every rank, or combine the shards "
+            f"with DynamicsRecorder.merge), or the loader skips samples (drop_last=True, a sampler over a subset, "
+            f"ids outside the recorded range). Pass max_unseen=1.0 to accept it anyway.")
+
+
+def recorder_arrays(recorder, *, check_targets: bool = True, max_unseen: float = DEFAULT_MAX_UNSEEN
+                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """A :class:`~interpretdl_noise.recording.DynamicsRecorder`'s completed epochs, for :func:`transform_dynamics`.
+
+    Only whole (completed) epochs are returned: a recording cut short at epoch k yields ``k`` epochs,
+    never invented ones.
 
     Returns
     -------
     probs : ndarray of shape (N, E', C)
-        The recorded epochs (``E'`` = epochs in which anything was recorded); unseen cells are NaN.
+        The ``E'`` completed epochs; unseen cells are NaN.
     targets : ndarray of shape (N,), int64
     ids : ndarray of shape (N,), int64
     extras : dict
@@ -194,10 +286,21 @@ def recorder_arrays(recorder, *, check_targets: bool = True) -> Tuple[np.ndarray
     Raises
     ------
     ValueError
-        If a sample was never recorded, so its label is unknown (unless ``check_targets=False``, for
-        callers that supply the labels themselves).
+        If no epoch is completed; if an epoch holds non-finite values; if more than ``max_unseen`` of
+        an epoch's samples were never seen (see :func:`check_coverage`); or if a sample was never
+        recorded, so its label is unknown (unless ``check_targets=False``, for callers that supply the
+        labels themselves).
     """
-    n_epochs = recorder.epochs_recorded() or recorder.n_epochs
+    n_epochs = recorder.completed_epochs
+    if n_epochs == 0:
+        raise ValueError(f"the recorder holds no completed epoch ({recorder!r}); nothing to transform or save: "
+                         f"train at least one whole epoch")
+    bad = np.flatnonzero(np.asarray(recorder.nonfinite[:n_epochs]) > 0)
+    if bad.size:
+        from .recorder import NonFiniteDynamicsError
+
+        raise NonFiniteDynamicsError(int(bad[0]), int(recorder.nonfinite[bad[0]]), int(bad[0]), recorder.n_samples)
+    check_coverage(recorder.seen[:, :n_epochs], max_unseen=max_unseen, source="recorder")
     targets = np.asarray(recorder.targets)
     if check_targets and (targets < 0).any():
         missing = np.flatnonzero(targets < 0)
@@ -209,3 +312,34 @@ def recorder_arrays(recorder, *, check_targets: bool = True) -> Tuple[np.ndarray
     if recorder.losses is not None:
         extras["losses"] = recorder.losses[:, :n_epochs]
     return recorder.probs[:, :n_epochs], targets, np.arange(recorder.n_samples), extras
+
+
+def transform_recorder(recorder, assigned_targets=None, *, max_unseen: float = DEFAULT_MAX_UNSEEN
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Transform a recorder's completed epochs, ranking classes from its running sums where it can.
+
+    Parameters
+    ----------
+    recorder : DynamicsRecorder
+    assigned_targets : array-like of shape (N,), optional
+        Overrides the recorded targets.
+    max_unseen : float, default=0.5
+        See :func:`check_coverage`.
+
+    Returns
+    -------
+    td : ndarray of shape (N, E', C), float16
+    labels : ndarray of shape (N, C), int16
+    ids : ndarray of shape (N,), int64
+    extras : dict
+        As in :func:`recorder_arrays`.
+    """
+    probs, targets, ids, extras = recorder_arrays(recorder, check_targets=assigned_targets is None,
+                                                  max_unseen=max_unseen)
+    if assigned_targets is not None:
+        targets = np.asarray(assigned_targets).reshape(-1)
+    n_epochs = probs.shape[1]
+    complete = np.asarray(recorder.seen[:, :n_epochs]).all(axis=1)
+    class_means = recorder.running_means(n_epochs)  # None unless the running sums cover exactly these epochs
+    td, labels = transform_dynamics(probs, targets, sample_ids=ids, class_means=class_means, complete=complete)
+    return td, labels, ids, extras

@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_path
 from .content import ReportContent, build_content
 from .images import as_image_source, encode_png
 from .svg import PALETTE, bars_svg, curve_svg, heatmap_svg, line_chart_svg, sparkline_svg
