@@ -523,7 +523,8 @@ def record_realistic_run(spec: RealisticRunSpec, path: PathLike, *, device: str 
         with paddle.no_grad():
             pred = np.concatenate([net(xb).numpy().argmax(axis=1) for _, xb, _ in eval_loader])
     meta = spec.to_dict()
-    meta.update(subset=spec.n_samples, n_samples=n, n_classes=int(source.n_classes), true_rate=round(float(flips.mean()), 5),
+    meta.update(subset=spec.n_samples, n_samples=n, n_classes=int(source.n_classes),
+                true_rate=round(float(flips.mean()), 5),
                 final_train_accuracy=round(float((pred == noisy).mean()), 4), group=spec.group,
                 record_seconds=round(time.perf_counter() - started, 2), corpus="realistic")
     tdyn.save(recorder, noisy, label_flip=flips, save_path=path, meta=meta)
