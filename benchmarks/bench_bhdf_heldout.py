@@ -129,6 +129,32 @@ def speed(scorers) -> None:
     print()
 
 
+def estimators(paths, table, scorers, priors) -> None:
+    """The library's noise-rate estimators (``estimate_noise``) per run against the true rate."""
+    from interpretdl_noise.decisions.noise import estimate_noise
+    from interpretdl_noise.recording.recording import Recording
+
+    rows = []
+    for path in paths:
+        rec = Recording.load(path)
+        row = {"true_rate": float(np.asarray(rec.label_flip).mean())}
+        for method in ("confident_joint", "mixture"):
+            row[method] = estimate_noise(rec, method, n_bootstrap=0).rate
+        for name, fn in scorers.items():
+            row[f"bhdf_prior[{name}]"] = estimate_noise(rec, "bhdf_prior", n_bootstrap=0, scores=fn(rec),
+                                                        train_prior=priors[name]).rate
+        rows.append(row)
+    print("## Noise-rate estimators (interpretdl_noise.estimate_noise, no bootstrap) vs the true rate\n")
+    print("| estimator | mean abs gap (pp) | bias (pp) | runs within 3 pp |\n|---|---|---|---|")
+    truth = np.array([r["true_rate"] for r in rows])
+    for key in [k for k in rows[0] if k != "true_rate"]:
+        est = np.array([r[key] for r in rows])
+        gap = 100 * (est - truth)
+        within = int(np.sum(np.abs(gap) <= 3))
+        print(f"| {key} | {np.mean(np.abs(gap)):.1f} | {np.mean(gap):+.1f} | {within}/{len(rows)} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-dir", type=Path, default=None,
@@ -139,6 +165,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the per-run table (CSV) here")
     parser.add_argument("--speed", action="store_true", help="also time inference against InterpretDL 0.8")
     parser.add_argument("--speed-only", action="store_true", help="only the inference timing")
+    parser.add_argument("--estimators", action="store_true",
+                        help="also compare estimate_noise's rate estimators with the true rates")
     args = parser.parse_args()
     if args.speed_only:
         speed(load_variants(args.weights)[0])
@@ -199,6 +227,9 @@ def main() -> None:
               f"(bias {gap['mean_p_bias']:+.1f}), share P>=0.5 {gap['share05']:.1f} ({gap['share05_bias']:+.1f}); "
               f"after prior shift: prior {gap['prior']:.1f} ({gap['prior_bias']:+.1f}), "
               f"share {gap['prior_share05']:.1f} ({gap['prior_share05_bias']:+.1f}); goal <= 3 each")
+    if args.estimators:
+        print()
+        estimators(paths, table, scorers, priors)
     if args.speed:
         print()
         speed(scorers)
