@@ -155,6 +155,45 @@ def estimators(paths, table, scorers, priors) -> None:
     print()
 
 
+def _run_features(td) -> np.ndarray:
+    """Run-level statistics a rate regressor may use: the margin detector's context prefix (16 steps), the
+    share misclassified (min, max, last), log E, log C, and quantiles of per-sample mean p and margin."""
+    from interpretdl_noise.interpreter.bhdf_margin import margin_features
+
+    prefix, _ = margin_features(td, 16)
+    p = td[:, :, 0].astype(np.float32)
+    m = p - td[:, :, 1:].max(axis=2).astype(np.float32)
+    qs = np.linspace(0.02, 0.6, 20)
+    return np.concatenate([prefix.ravel(), [prefix[:, 2].min(), prefix[:, 2].max(), prefix[-1, 2],
+                                            np.log(td.shape[1]), np.log(td.shape[2])],
+                           np.quantile(p.mean(1), qs), np.quantile(m.mean(1), qs), [(m.mean(1) < 0).mean()]])
+
+
+def rate_regression(corpus: Path, preset: str, seed: int, paths) -> None:
+    """Can the noise rate be read from run-level statistics? Ridge fit on the training runs, scored held out."""
+    from sklearn.linear_model import RidgeCV
+
+    from interpretdl_noise.recording.recording import Recording
+
+    train = [corpus / "train" / f"{s.name(i)}.npz" for i, s in enumerate(realistic_plan(preset, "train", seed=seed))]
+    if not all(p.is_file() for p in train):
+        print("## Rate regression: skipped (the training split is not recorded in --corpus-dir)\n")
+        return
+
+    def xy(files):
+        recs = [Recording.load(f) for f in files]
+        return (np.array([_run_features(r.td) for r in recs]),
+                np.array([float(np.asarray(r.label_flip).mean()) for r in recs]))
+
+    x_train, y_train = xy(train)
+    x_hold, y_hold = xy(paths)
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x_train, y_train)
+    gap = 100 * (np.clip(model.predict(x_hold), 0.0, 0.6) - y_hold)
+    print(f"## Rate regression (ridge on {x_train.shape[1]} run-level features, {len(train)} training runs)\n")
+    print(f"held-out runs: mean abs gap {np.mean(np.abs(gap)):.1f} pp, bias {np.mean(gap):+.1f} pp, "
+          f"within 3 pp {int(np.sum(np.abs(gap) <= 3))}/{len(gap)}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-dir", type=Path, default=None,
@@ -165,6 +204,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the per-run table (CSV) here")
     parser.add_argument("--speed", action="store_true", help="also time inference against InterpretDL 0.8")
     parser.add_argument("--speed-only", action="store_true", help="only the inference timing")
+    parser.add_argument("--rate-regression", action="store_true",
+                        help="also fit a noise-rate regressor on the training split's run statistics")
     parser.add_argument("--estimators", action="store_true",
                         help="also compare estimate_noise's rate estimators with the true rates")
     args = parser.parse_args()
@@ -227,6 +268,9 @@ def main() -> None:
               f"(bias {gap['mean_p_bias']:+.1f}), share P>=0.5 {gap['share05']:.1f} ({gap['share05_bias']:+.1f}); "
               f"after prior shift: prior {gap['prior']:.1f} ({gap['prior_bias']:+.1f}), "
               f"share {gap['prior_share05']:.1f} ({gap['prior_share05_bias']:+.1f}); goal <= 3 each")
+    if args.rate_regression:
+        print()
+        rate_regression(corpus, args.preset, args.seed, paths)
     if args.estimators:
         print()
         estimators(paths, table, scorers, priors)
