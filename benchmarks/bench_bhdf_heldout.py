@@ -194,6 +194,71 @@ def rate_regression(corpus: Path, preset: str, seed: int, paths) -> None:
           f"within 3 pp {int(np.sum(np.abs(gap) <= 3))}/{len(gap)}\n")
 
 
+def _sample_features(rec, base, shipped) -> np.ndarray:
+    """Per-sample features (N, F) for the stacked reference: within-run percentile ranks of the six
+    baselines and of the shipped BHDF, curve summaries, and run context (E, C, share misclassified)."""
+    from scipy.stats import rankdata
+
+    td = rec.td
+    n = td.shape[0]
+    p = td[:, :, 0].astype(np.float32)
+    m = p - td[:, :, 1:].max(axis=2).astype(np.float32)
+    scores = [fn(rec) for fn in base.values()] + [shipped(rec)]
+    ranks = [(rankdata(s_) - 1) / max(n - 1, 1) for s_ in scores]
+    half = max(1, td.shape[1] // 2)
+    per = [p.mean(1), p[:, -1], p.min(1), p[:, :half].mean(1), m.mean(1), m[:, -1], m[:, :half].mean(1), p.std(1)]
+    run = [np.log(td.shape[1]), np.log(td.shape[2]), float((m[:, -1] < 0).mean()), float((m.mean(1) < 0).mean()),
+           float(np.median(p[:, :half].mean(1))), float(np.median(p[:, -1]))]
+    return np.column_stack(ranks + per + [np.full(n, v, dtype=np.float64) for v in run])
+
+
+def stacked(corpus: Path, preset: str, seed: int, paths, table) -> None:
+    """A reference ceiling: gradient boosting on the baselines' ranks + curve summaries, trained on the
+    training split, scored on the held-out runs with the same gain share as BHDF."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from interpretdl_noise.detector_training.heldout import baseline_detectors
+    from interpretdl_noise.recording.recording import Recording
+
+    train = [corpus / "train" / f"{s.name(i)}.npz" for i, s in enumerate(realistic_plan(preset, "train", seed=seed))]
+    if not all(p.is_file() for p in train):
+        print("## Stacked reference: skipped (the training split is not recorded in --corpus-dir)\n")
+        return
+    base = baseline_detectors()
+    shipped = _bhdf_scorer(BHDFInterpreter())
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    t0 = time.perf_counter()
+    for path in train:
+        rec = Recording.load(path)
+        x = _sample_features(rec, base, shipped)
+        keep = rng.choice(x.shape[0], size=min(400, x.shape[0]), replace=False)
+        xs.append(x[keep])
+        ys.append(np.asarray(rec.label_flip).astype(int)[keep])
+    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed)
+    model.fit(np.concatenate(xs), np.concatenate(ys))
+    fit_seconds = time.perf_counter() - t0
+    aurocs, aps = [], []
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    for path in paths:
+        rec = Recording.load(path)
+        score = model.predict_proba(_sample_features(rec, base, shipped))[:, 1]
+        flips = np.asarray(rec.label_flip).astype(bool)
+        aurocs.append(roc_auc_score(flips, score))
+        aps.append(average_precision_score(flips, score))
+    frame = table.copy()
+    frame["stacked_auroc"], frame["stacked_ap"] = aurocs, aps
+    summary = summarize_heldout(frame, ["bhdf", "stacked"], by=("group",))
+    print(f"## Stacked reference (gradient boosting on baseline ranks + curve summaries; features and fit "
+          f"{fit_seconds:.0f} s)\n")
+    print(markdown_table(summary, ["group", "runs", "bhdf_auroc", "stacked_auroc", "best_baseline", "best_auroc",
+                                   "bhdf_gain", "stacked_gain", "stacked_ap", "best_ap", "stacked_ap_gain"]))
+    src = summary[summary["group"] != "all"]
+    print(f"\n- stacked: mean gain share {100 * src['stacked_gain'].mean():+.1f} %, worst source "
+          f"{100 * src['stacked_gain'].min():+.1f} %, mean AP gain {src['stacked_ap_gain'].mean():+.4f}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-dir", type=Path, default=None,
@@ -206,6 +271,8 @@ def main() -> None:
     parser.add_argument("--speed-only", action="store_true", help="only the inference timing")
     parser.add_argument("--rate-regression", action="store_true",
                         help="also fit a noise-rate regressor on the training split's run statistics")
+    parser.add_argument("--stacked", action="store_true",
+                        help="also fit the stacked reference (boosting on baseline ranks) on the training split")
     parser.add_argument("--estimators", action="store_true",
                         help="also compare estimate_noise's rate estimators with the true rates")
     args = parser.parse_args()
@@ -271,6 +338,9 @@ def main() -> None:
     if args.rate_regression:
         print()
         rate_regression(corpus, args.preset, args.seed, paths)
+    if args.stacked:
+        print()
+        stacked(corpus, args.preset, args.seed, paths, table)
     if args.estimators:
         print()
         estimators(paths, table, scorers, priors)

@@ -171,3 +171,15 @@ def test_cli_realistic_preset_in_parts(tmp_path, capsys):
         main(["train-detector", "--preset", "realistic_quick", "--out", str(tmp_path / "w.pdparams")])
     with pytest.raises(SystemExit):
         main(["train-detector", "--preset", "quick", "--part", "1/2", "--out", str(tmp_path / "w.pdparams")])
+
+
+def test_a_subsampled_imbalanced_run_counts_as_finished(tmp_path):
+    from interpretdl_noise.detector_training.realistic import _finished
+
+    spec = RealisticRunSpec("iris", "mlp", "uniform", 0.1, 5, seed=1, n_samples=120, imbalance=3.0)
+    path = record_realistic_run(spec, tmp_path / "run.npz")
+    meta = load_training_dynamics(path)["meta"]
+    assert meta["subset"] == 120 and meta["n_samples"] < 120        # the imbalance dropped samples
+    assert _finished(path, spec)
+    assert not _finished(path, RealisticRunSpec("iris", "mlp", "uniform", 0.1, 5, seed=1, n_samples=110,
+                                                imbalance=3.0))
