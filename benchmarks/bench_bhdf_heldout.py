@@ -21,6 +21,10 @@ Usage::
 
     python benchmarks/bench_bhdf_heldout.py --speed-only --weights margin=path/to/margin.pdparams
 
+Optional sections: ``--estimators`` (the library's ``estimate_noise`` rates vs the true rates),
+``--rate-regression`` and ``--stacked`` (a rate regressor and a gradient-boosting reference over all
+baselines, both fit on the preset's training split, which must then be recorded in ``--corpus-dir``).
+
 The first call records the 72 held-out runs (about 10 minutes on 2 idle cores); later calls reuse them.
 ``--speed`` (or ``--speed-only``) also times every variant on 50,000 samples x 200 epochs x 10 classes against
 InterpretDL 0.8's ``BHDFInterpreter`` when InterpretDL is importable (``pip install --no-deps interpretdl==0.8.0``).
