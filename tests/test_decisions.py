@@ -288,3 +288,77 @@ def test_memorised_run_warns(noisy_run):
     with pytest.warns(UserWarning, match="memorised"):
         est = inl.estimate_noise(rec, "confident_joint", n_bootstrap=0)
     assert est.details["final_fit"] == 1.0 and est.rate < 0.01
+
+
+def _memorising_recording(n=300, n_classes=3, n_epochs=12, rate=0.2, seed=0):
+    """Synthetic dynamics with an early-learning phase: for the first half of the epochs the model predicts the
+    true class of every sample (so the wrong labels show), then it memorises them (fits every given label)."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, n_classes, size=n)
+    flips = rng.random(n) < rate
+    given = np.where(flips, (true + rng.integers(1, n_classes, size=n)) % n_classes, true)
+    labels = np.stack([np.concatenate([[g], [c for c in range(n_classes) if c != g]]) for g in given])
+    td = np.full((n, n_epochs, n_classes), 0.1 / (n_classes - 1))
+    td[:, :, 0] = 0.9
+    early = n_epochs // 2
+    for i in np.flatnonzero(flips):  # before memorisation: the true class wins, the given label does not
+        td[i, :early, :] = 0.1 / (n_classes - 1)
+        td[i, :early, int(np.flatnonzero(labels[i] == true[i])[0])] = 0.9
+    return {"td": td.astype(np.float16), "labels": labels, "label_flip": flips}, flips
+
+
+def test_early_learning_is_the_default_and_accurate_on_a_generalising_run(noisy_run):
+    est = inl.estimate_noise(noisy_run["rec"], n_bootstrap=30)
+    assert est.method == "early_learning" == inl.decisions.noise.DEFAULT_ESTIMATOR
+    assert est.details["identifiable"] and not est.details["memorised"] and est.details["window"] == "all"
+    true = noisy_run["flips"].mean()
+    assert abs(est.rate - true) < 0.08, (est.rate, true)
+    # the window-spanning bootstrap is never narrower than the span of the alternative windows' estimates
+    assert est.interval[0] < est.rate < est.interval[1]
+    assert set(est.details["window_rates"]) == {"all", "first half", "second half"}
+    cj = inl.estimate_noise(noisy_run["rec"], "confident_joint", n_bootstrap=0)
+    assert est.rate == pytest.approx(cj.rate)  # a run that does not memorise: all epochs, as confident_joint
+    np.testing.assert_allclose(est.matrix.sum(), 1.0, atol=1e-6)
+    assert est.n_issues == round(est.rate * 600)
+    json.dumps(est.to_dict())
+
+
+def test_early_learning_reads_the_epochs_before_memorisation_and_flags_them():
+    rec, flips = _memorising_recording()
+    curve = inl.decisions.noise.fit_curve(rec)
+    assert curve.shape == (12,) and curve[-1] == 1.0 and curve[0] == pytest.approx(1 - flips.mean())
+    with pytest.warns(UserWarning, match="memorised"):
+        cj = inl.estimate_noise(rec, "confident_joint", n_bootstrap=0)
+    assert cj.rate < 0.02  # all epochs: the memorised wrong labels hide
+    with pytest.warns(UserWarning, match="not identifiable"):
+        est = inl.estimate_noise(rec, n_bootstrap=20)
+    assert est.details["memorised"] and not est.details["identifiable"]
+    assert est.details["window"] == "first half" and est.details["epochs"] == [0, 5]
+    assert abs(est.rate - flips.mean()) < 0.02, (est.rate, flips.mean())
+    # honest interval: it spans every candidate window, down to the memorised all-epochs estimate
+    rates = est.details["window_rates"].values()
+    assert est.interval[0] <= min(rates) and est.interval[1] >= max(rates)
+    assert est.interval[1] - est.interval[0] > 0.1
+
+
+def test_early_learning_windows():
+    windows = inl.decisions.noise.early_learning_windows
+    w = windows(10, memorised=False)
+    assert list(w) == ["all", "first half", "second half"]
+    np.testing.assert_array_equal(w["second half"], np.arange(5, 10))
+    w = windows(10, memorised=True)
+    assert list(w) == ["first half", "first quarter", "all"]
+    np.testing.assert_array_equal(w["first quarter"], [0, 1])
+    for memorised in (False, True):  # a one-epoch run still has a non-empty window of each kind
+        assert all(v.size == 1 for v in windows(1, memorised).values())
+
+
+def test_early_learning_accepts_given_epochs(noisy_run):
+    rec = noisy_run["rec"]
+    est = inl.estimate_noise(rec, epochs="late", n_bootstrap=0)
+    late = inl.estimate_noise(rec, "confident_joint", epochs="late", n_bootstrap=0)
+    assert est.method == "early_learning" and est.details["window"] == "given epochs"
+    assert est.rate == pytest.approx(late.rate) and est.details["epochs"] == [7, 14]
+    assert len(est.details["window_rates"]) == 4
+    with pytest.raises(ValueError, match="epochs"):
+        inl.estimate_noise(rec, epochs=99)

@@ -3,6 +3,10 @@
 ===================  =======================================================================================
 method               idea
 ===================  =======================================================================================
+``early_learning``   ``confident_joint`` on the epochs chosen from the run's own dynamics: all of them, or for a
+                     run that memorised its labels (last-epoch fit >= ``MEMORISED_FIT``) the first half, before
+                     the wrong labels were fitted; such a run is flagged not identifiable (a warning, a wide
+                     interval). The bootstrap interval also spans the choice of epochs (the default)
 ``confident_joint``  cleanlab's calibrated confident joint (Northcutt et al. 2021) on the recording's own
                      per-class probabilities (mean over the chosen epochs; in-sample, see below)
 ``mixture``          two-component Gaussian mixture on one detector's scores; the share of the component with
@@ -16,7 +20,10 @@ method               idea
 
 The probabilities are **in-sample**: the recorded model was trained on the very labels it is judged
 against, and late in training it memorises some wrong labels. cleanlab recommends held-out (cross-validated)
-probabilities; averaging over all epochs, most of which precede memorisation, is our substitute.
+probabilities; averaging over the epochs that precede memorisation is our substitute. When the model fits
+(nearly) every given label by the end, the noise is not identifiable from its own probabilities at all:
+``early_learning`` then reads the early-learning phase (Liu et al. 2020, the model learns the clean
+patterns before it memorises the wrong labels) and says that its estimate is rough.
 
 Shapes: ``N`` samples, ``C`` classes.
 """
@@ -30,15 +37,15 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..recording import Recording
-from .probabilities import class_probabilities, normalise_rows
+from .probabilities import class_probabilities, normalise_rows, select_epochs
 
 __all__ = ["ESTIMATORS", "DEFAULT_ESTIMATOR", "NoiseEstimate", "estimate_noise", "bhdf_train_prior",
-           "adapt_prior", "final_fit"]
+           "adapt_prior", "final_fit", "fit_curve", "early_learning_windows"]
 
-ESTIMATORS = ("confident_joint", "mixture", "bhdf_prior", "aum_threshold")
+ESTIMATORS = ("early_learning", "confident_joint", "mixture", "bhdf_prior", "aum_threshold")
 MEMORISED_FIT = 0.995
-"""Last-epoch fit of the given labels above which a near-zero in-sample estimate triggers a warning."""
-DEFAULT_ESTIMATOR = "confident_joint"
+"""Last-epoch fit of the given labels from which a run counts as memorised (its noise not identifiable in-sample)."""
+DEFAULT_ESTIMATOR = "early_learning"
 """What ``method='auto'`` uses; chosen by ``benchmarks/bench_decisions.py`` (see benchmarks/README.md)."""
 
 
@@ -51,9 +58,12 @@ class NoiseEstimate:
     rate : float
         Estimated overall share of wrong labels, in [0, 1].
     interval : (float, float)
-        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``). It covers the
-        sampling variation only, not the estimator's bias (in-sample probabilities), so it is too narrow
-        when the model memorises or underfits; see benchmarks/README.md for its measured coverage.
+        A 95 % bootstrap interval for ``rate`` (``(rate, rate)`` when ``n_bootstrap=0``, except that a
+        memorised run's ``early_learning`` interval always spans its candidate windows). For
+        ``early_learning`` it spans the choice of epochs too (and every candidate window when the run
+        memorised); for the others it covers the sampling variation only. Neither covers the bias of
+        in-sample probabilities fully (too narrow when the model underfits, or memorises the small tabular
+        sets at high noise); see benchmarks/README.md for its measured coverage.
     per_class : ndarray of shape (C,)
         Estimated share of wrong labels among the samples *given* class ``c`` (0 for a class never given).
     matrix : ndarray of shape (C, C)
@@ -145,31 +155,42 @@ def _finish(method: str, joint: np.ndarray, n: int, rate_fn: Callable[[np.ndarra
 
 
 # --------------------------------------------------------------------------------------------- estimators
-def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
+def _require_cleanlab(method: str):
     try:
         from cleanlab.count import estimate_joint
     except ImportError as exc:  # a dependency since the decisions; an old environment may lack it
-        raise ImportError("estimate_noise(method='confident_joint') needs cleanlab: pip install cleanlab") from exc
+        raise ImportError(f"estimate_noise(method={method!r}) needs cleanlab: pip install cleanlab") from exc
+    return estimate_joint
 
+
+def _cj_joint(given: np.ndarray, probs: np.ndarray, n_classes: int, idx: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated confident joint of the rows ``idx``, (C, C), also when some class is never given."""
+    estimate_joint = _require_cleanlab("confident_joint")
+    y, p = given[idx], probs[idx]
+    c = n_classes
+    present = np.unique(y)
+    if present.size < 2:
+        return np.diag(np.bincount(y, minlength=c) / max(y.size, 1)).astype(np.float64)
+    if present.size == c:
+        return estimate_joint(labels=y, pred_probs=p)
+    # cleanlab needs every class among the given labels: estimate on the present ones, renormalised
+    remap = np.full(c, -1)
+    remap[present] = np.arange(present.size)
+    sub = normalise_rows(p[:, present], floor=1e-12)
+    small = estimate_joint(labels=remap[y], pred_probs=sub)
+    full = np.zeros((c, c))
+    full[np.ix_(present, present)] = small
+    return full
+
+
+def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
+    _require_cleanlab("confident_joint")
     given = rec.assigned_labels
     probs = normalise_rows(class_probabilities(rec, epochs), floor=1e-12)
     c = rec.n_classes
 
     def joint_of(idx: np.ndarray) -> np.ndarray:
-        y, p = given[idx], probs[idx]
-        present = np.unique(y)
-        if present.size < 2:
-            return np.diag(np.bincount(y, minlength=c) / max(y.size, 1)).astype(np.float64)
-        if present.size == c:
-            return estimate_joint(labels=y, pred_probs=p)
-        # cleanlab needs every class among the given labels: estimate on the present ones, renormalised
-        remap = np.full(c, -1)
-        remap[present] = np.arange(present.size)
-        sub = normalise_rows(p[:, present], floor=1e-12)
-        small = estimate_joint(labels=remap[y], pred_probs=sub)
-        full = np.zeros((c, c))
-        full[np.ix_(present, present)] = small
-        return full
+        return _cj_joint(given, probs, c, idx)
 
     joint = joint_of(np.arange(rec.n_samples))
     fit = final_fit(rec)
@@ -180,6 +201,99 @@ def _confident_joint(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int
                       stacklevel=3)
     return _finish("confident_joint", joint, rec.n_samples, lambda idx: 1.0 - np.trace(joint_of(idx)),
                    n_bootstrap, seed, {"epochs": _epochs_note(epochs), "in_sample": True, "final_fit": fit})
+
+
+def fit_curve(recording: Any) -> np.ndarray:
+    """Share of samples whose given label is the arg-max, per epoch.
+
+    Parameters
+    ----------
+    recording : path, mapping, DynamicsRecorder or Recording
+        Needs ``td``.
+
+    Returns
+    -------
+    ndarray of shape (E,), float64
+        1.0 = every given label fitted in that epoch; the last entry is :func:`final_fit`.
+    """
+    td = np.asarray(Recording.coerce(recording).td)
+    return (td[:, :, 0] >= td.max(axis=2)).mean(axis=0).astype(np.float64)
+
+
+def early_learning_windows(n_epochs: int, memorised: bool) -> Dict[str, np.ndarray]:
+    """The epoch windows :func:`estimate_noise` (``'early_learning'``) averages probabilities over.
+
+    The first entry is the one the point estimate uses; the others are the alternatives the interval spans.
+    A run that ends up fitting (nearly) every given label memorised its wrong labels in the course of
+    training, so its estimate comes from the first half of the epochs (the early-learning phase, Liu et al.
+    2020, before the wrong labels are fitted), its alternatives are the first quarter and all epochs. Any
+    other run uses all epochs (its first epochs are under-fitted, which overstates the noise), with the
+    halves as alternatives.
+
+    Parameters
+    ----------
+    n_epochs : int
+        ``E``.
+    memorised : bool
+        Whether the run fits >= ``MEMORISED_FIT`` of its given labels in its last epoch (see :func:`fit_curve`).
+
+    Returns
+    -------
+    dict of str to ndarray of int64
+        Window name -> epoch indices (never empty), the point estimate's window first.
+    """
+    every = np.arange(n_epochs)
+    half, quarter = every[:max(1, n_epochs // 2)], every[:max(1, n_epochs // 4)]
+    if memorised:
+        return {"first half": half, "first quarter": quarter, "all": every}
+    return {"all": every, "first half": half, "second half": every[n_epochs // 2:]}
+
+
+def _early_learning(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int) -> NoiseEstimate:
+    _require_cleanlab("early_learning")
+    given, c, n = rec.assigned_labels, rec.n_classes, rec.n_samples
+    fits = fit_curve(rec)
+    memorised = bool(fits[-1] >= MEMORISED_FIT)
+    windows = early_learning_windows(rec.n_epochs, memorised)
+    if epochs is not None:  # the caller's epochs give the estimate; the automatic windows still span the interval
+        windows = {"given epochs": select_epochs(rec.n_epochs, epochs), **windows}
+    per_epoch = class_probabilities(rec, average=False)  # (N, E, C)
+    probs = {name: normalise_rows(per_epoch[:, w].mean(axis=1), floor=1e-12) for name, w in windows.items()}
+    del per_epoch
+    names = list(windows)
+    everyone = np.arange(n)
+    joints = {name: _cj_joint(given, probs[name], c, everyone) for name in names}
+    rates = {name: float(1.0 - np.trace(j)) for name, j in joints.items()}
+    main = names[0]
+    if memorised:
+        warnings.warn(f"the model fits {100 * fits[-1]:.1f} % of the given labels in its last epoch (it memorised "
+                      "them): the noise rate is not identifiable from this run's own probabilities; the estimate "
+                      f"({100 * rates[main]:.1f} %, from the first half of the epochs) is rough and its interval "
+                      "is wide. A shorter run or a model that generalises better gives a trustworthy estimate",
+                      UserWarning, stacklevel=3)
+    # the bootstrap resamples the samples AND the window (cycling through the candidates), so the interval
+    # also reflects how much the estimate depends on which epochs are averaged
+    draws = []
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        for b in range(int(n_bootstrap)):
+            idx = rng.integers(0, n, size=n)
+            draws.append(1.0 - np.trace(_cj_joint(given, probs[names[b % len(names)]], c, idx)))
+    rate = float(np.clip(rates[main], 0.0, 1.0))
+    if draws:
+        low, high = np.quantile(draws, [0.025, 0.975])
+        interval = (float(min(low, rate)), float(max(high, rate)))
+    else:
+        interval = (rate, rate)
+    if memorised:  # not identifiable: at least the whole span of the candidate windows
+        interval = (float(min(interval[0], *rates.values())), float(max(interval[1], *rates.values())))
+    interval = (float(np.clip(interval[0], 0.0, 1.0)), float(np.clip(interval[1], 0.0, 1.0)))
+    joint = joints[main]
+    details = {"window": main, "epochs": [int(windows[main][0]), int(windows[main][-1])], "memorised": memorised,
+               "identifiable": not memorised, "final_fit": float(fits[-1]), "window_rates": rates,
+               "in_sample": True, "n_bootstrap": int(n_bootstrap)}
+    return NoiseEstimate(rate=rate, interval=interval, per_class=_per_class_from_joint(joint), matrix=joint,
+                         n_issues=int(round(rate * n)), method="early_learning", n_samples=n, details=details)
 
 
 def final_fit(recording: Any) -> float:
@@ -321,8 +435,8 @@ def _epochs_note(epochs) -> Any:
     return str(epochs)
 
 
-_IMPLS = {"confident_joint": _confident_joint, "mixture": _mixture, "bhdf_prior": _bhdf_prior,
-          "aum_threshold": _aum_threshold}
+_IMPLS = {"early_learning": _early_learning, "confident_joint": _confident_joint, "mixture": _mixture,
+          "bhdf_prior": _bhdf_prior, "aum_threshold": _aum_threshold}
 
 
 def estimate_noise(recording: Any, method: str = "auto", *, n_bootstrap: int = 100, seed: int = 0,
@@ -333,15 +447,16 @@ def estimate_noise(recording: Any, method: str = "auto", *, n_bootstrap: int = 1
     ----------
     recording : path, mapping, DynamicsRecorder or Recording
         Needs ``td`` and ``labels``.
-    method : {'auto', 'confident_joint', 'mixture', 'bhdf_prior', 'aum_threshold'}, default='auto'
-        See the module docstring; ``'auto'`` is ``DEFAULT_ESTIMATOR``.
+    method : {'auto', 'early_learning', 'confident_joint', 'mixture', 'bhdf_prior', 'aum_threshold'}, default='auto'
+        See the module docstring; ``'auto'`` is ``DEFAULT_ESTIMATOR`` (``'early_learning'``).
     n_bootstrap : int, default=100
         Bootstrap resamples (of the samples) for the 95 % interval; 0 skips it.
     seed : int, default=0
         Seeds the bootstrap and the mixture fit.
     **kw
         Per method: ``epochs`` (which epochs' probabilities to average, see
-        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods), ``detector`` (the
+        :func:`~interpretdl_noise.decisions.probabilities.select_epochs`; all methods; ``early_learning``
+        chooses them itself unless given, and its interval spans its own windows too), ``detector`` (the
         registry name whose scores the mixture splits, default ``'aum'``) and ``scores`` (precomputed
         scores of that detector, (N,), higher = more likely mislabeled; ``mixture``, ``bhdf_prior``),
         ``train_prior`` (``bhdf_prior``), ``threshold`` (``aum_threshold``).
