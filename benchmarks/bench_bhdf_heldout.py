@@ -142,7 +142,7 @@ def estimators(paths, table, scorers, priors) -> None:
     for path in paths:
         rec = Recording.load(path)
         row = {"true_rate": float(np.asarray(rec.label_flip).mean())}
-        for method in ("confident_joint", "mixture"):
+        for method in ("confident_joint", "mixture", "early_learning"):
             row[method] = estimate_noise(rec, method, n_bootstrap=0).rate
         for name, fn in scorers.items():
             row[f"bhdf_prior[{name}]"] = estimate_noise(rec, "bhdf_prior", n_bootstrap=0, scores=fn(rec),
