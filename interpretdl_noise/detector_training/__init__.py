@@ -25,6 +25,18 @@ _LAZY = {
     "save_detector": ".train",
     "summarize_evaluation": ".train",
     "train_detector": ".train",
+    # the realistic corpus, its pipeline and the held-out harness (issue 18)
+    "REALISTIC_PRESETS": ".realistic",
+    "RealisticRunSpec": ".realistic",
+    "plan_realistic": ".realistic",
+    "realistic_plan": ".realistic",
+    "record_realistic_run": ".realistic",
+    "build_realistic_corpus": ".realistic",
+    "realistic_noise": ".realistic",
+    "build_realistic_detector": ".train_realistic",
+    "evaluate_heldout": ".heldout",
+    "summarize_heldout": ".heldout",
+    "gain_share": ".heldout",
 }
 
 __all__ = [
@@ -45,5 +57,16 @@ __all__ = [
     "evaluation_markdown",
     "build_detector",
     "save_detector",
+    "REALISTIC_PRESETS",
+    "RealisticRunSpec",
+    "plan_realistic",
+    "realistic_plan",
+    "record_realistic_run",
+    "build_realistic_corpus",
+    "realistic_noise",
+    "build_realistic_detector",
+    "evaluate_heldout",
+    "summarize_heldout",
+    "gain_share",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, [])

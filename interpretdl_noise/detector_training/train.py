@@ -27,6 +27,7 @@ from ..common.file_utils import PathLike, atomic_path
 from ..common.seeding import paddle_seed
 from ..interpreter.bhdf import DEFAULT_GRID, BHDFInterpreter, LSTMDetector, prepare_curves
 from ..interpreter.aum import AUMInterpreter
+from ..interpreter.bhdf_margin import stacked_margin_features
 from ..interpreter.small_loss import small_loss_scores
 from .corpus import Group, RunSpec, build_corpus, plan_corpus
 from .sources import available_sources
@@ -82,13 +83,20 @@ def _curves_and_flips(item) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _stack(records: Iterable, grid: Optional[int], center: bool, context: bool, max_per_run: Optional[int],
-           rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+           rng: np.random.Generator, features: str = "curve") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs, ys, runs = [], [], []
     for item in records:
-        curves, flips = _curves_and_flips(item)
-        if grid is None and xs and curves.shape[1] != xs[0].shape[1]:
-            raise ValueError("grid=None needs recordings of one length; use a grid to mix lengths")
-        curves = prepare_curves(curves, grid, center, context)  # relative to the whole recording
+        if features == "margin":
+            item = _as_mapping(item)
+            curves = stacked_margin_features(item["td"], grid)      # (N, 2 G, 3), relative to the recording
+            flips = _curves_and_flips(item)[1]
+            xs_item = curves
+        else:
+            curves, flips = _curves_and_flips(_as_mapping(item))
+            xs_item = prepare_curves(curves, grid, center, context)[:, :, None]  # relative to the whole recording
+            if grid is None and xs and xs_item.shape[1] != xs[0].shape[1]:
+                raise ValueError("grid=None needs recordings of one length; use a grid to mix lengths")
+        curves = xs_item
         if max_per_run is not None and curves.shape[0] > max_per_run:
             keep = np.sort(rng.choice(curves.shape[0], size=int(max_per_run), replace=False))
             curves, flips = curves[keep], flips[keep]
@@ -98,6 +106,15 @@ def _stack(records: Iterable, grid: Optional[int], center: bool, context: bool, 
     if not xs:
         raise ValueError("no training recordings given")
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(runs)
+
+
+def _as_mapping(item):
+    """Paths and recordings become mappings with ``td`` and ``label_flip`` (pairs stay pairs)."""
+    if isinstance(item, (str, Path)):
+        from ..recording import load_training_dynamics
+
+        return load_training_dynamics(item)
+    return item
 
 
 def _metrics(y: np.ndarray, p: np.ndarray) -> Dict[str, float]:
@@ -111,7 +128,7 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
                    context: bool = True, epochs: int = 10,
                    batch_size: int = 256, lr: float = 3e-3, seed: int = 0, val_fraction: float = 0.1,
                    max_per_run: Optional[int] = None, detector: Optional[LSTMDetector] = None,
-                   device: str = "cpu",
+                   device: str = "cpu", features: str = "curve",
                    progress: bool = True) -> Tuple[LSTMDetector, Dict[str, Any]]:
     """Train (or fine-tune) an :class:`LSTMDetector` with cross-entropy on ``td[:, :, 0]`` curves.
 
@@ -147,6 +164,11 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
         Start from this detector (fine-tuning), e.g. ``BHDFInterpreter().detector``; it is trained in
         place. Default: a fresh one.
     device : str, default='cpu'
+    features : {'curve', 'margin'}, default='curve'
+        ``'curve'``: the single channel ``td[:, :, 0]`` (InterpretDL's input, the shipped detector).
+        ``'margin'``: the three channels of :func:`~interpretdl_noise.interpreter.bhdf_margin.margin_features`
+        (needs whole recordings with ``td``; ``center`` / ``context`` are implied), for
+        :class:`~interpretdl_noise.interpreter.bhdf_margin.BHDFMarginInterpreter`.
     progress : bool, default=True
 
     Returns
@@ -162,8 +184,12 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if int(epochs) < 1 or int(batch_size) < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if features not in ("curve", "margin"):
+        raise ValueError(f"features must be 'curve' or 'margin', got {features!r}")
+    if features == "margin" and grid is None:
+        raise ValueError("features='margin' needs a grid")
     rng = np.random.default_rng(seed)
-    x, y, runs = _stack(records, grid, center, context, max_per_run, rng)
+    x, y, runs = _stack(records, grid, center, context, max_per_run, rng, features)
     n_runs = int(runs.max()) + 1
     by_run = n_runs >= MIN_RUNS_FOR_RUN_SPLIT
     if by_run:
@@ -180,12 +206,14 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
     started = time.perf_counter()
     history: Dict[str, Any] = {"epochs": [], "best_epoch": None, "n_train": int(train_idx.size), "n_val": int(n_val),
                                "noise_fraction": float(y.mean()), "grid": grid, "center": center,
-                               "context": context, "val_split": "run" if by_run else "sample"}
+                               "context": context, "val_split": "run" if by_run else "sample",
+                               "features": features}
     steps = int(np.ceil(train_idx.size / batch_size)) * int(epochs)
     best_score, best_state = -np.inf, None
     with device_scope(resolve_device(device)):
         with paddle_seed(seed):
-            net = detector if detector is not None else LSTMDetector(grid=grid, center=center, context=context)
+            net = detector if detector is not None else LSTMDetector(input_size=int(x.shape[2]), grid=grid,
+                                                                     center=center, context=context)
         net.grid, net.center, net.context = grid, center, context
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(steps, 1))
         opt = paddle.optimizer.Adam(learning_rate=schedule, parameters=net.parameters(),
@@ -197,7 +225,7 @@ def train_detector(records: Sequence, *, grid: Optional[int] = DEFAULT_GRID, cen
             total = 0.0
             batches = [order[i:i + batch_size] for i in range(0, order.size, batch_size)]
             for ids in batches:
-                logits = net(paddle.to_tensor(x[ids, :, None]))
+                logits = net(paddle.to_tensor(x[ids]))
                 loss = paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(y[ids, None]))
                 loss.backward()
                 opt.step()
@@ -235,7 +263,7 @@ def _predict(net: LSTMDetector, x: np.ndarray, batch_size: int = 2048) -> np.nda
     out = []
     with paddle.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            logits = net(paddle.to_tensor(x[start:start + batch_size, :, None])).numpy()
+            logits = net(paddle.to_tensor(x[start:start + batch_size])).numpy()
             out.append(0.5 * (1.0 + np.tanh(0.5 * (logits[:, 1] - logits[:, 0]).astype(np.float64))))
     net.train()
     return np.concatenate(out)
