@@ -88,10 +88,13 @@ class RunSpec:
     n_samples: Optional[int] = None
     split: str = "train"
 
+    def _choices(self) -> Tuple[Tuple[str, Any, Tuple[str, ...]], ...]:
+        """``(field, value, allowed values)`` of every field with a fixed set of values (extended by subclasses)."""
+        return (("source", self.source, SOURCES), ("model", self.model, MODELS), ("noise", self.noise, NOISE_KINDS),
+                ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES))
+
     def __post_init__(self):
-        checks = (("source", self.source, SOURCES), ("model", self.model, MODELS), ("noise", self.noise, NOISE_KINDS),
-                  ("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES))
-        for name, value, allowed in checks:
+        for name, value, allowed in self._choices():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0.0 <= self.rate < 1.0:

@@ -48,6 +48,7 @@ from ..common.file_utils import PathLike
 from ..common.seeding import paddle_seed
 from ..data.noise import inject_label_noise
 from ..recording import load_training_dynamics
+from .corpus import OPTIMIZERS, RunSpec
 from .sources import Source, _standardise, build_model, load_source
 
 __all__ = [
@@ -295,53 +296,31 @@ def build_realistic_model(kind: str, source: Source, *, width: int = 64, depth: 
 
 # --------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
-class RealisticRunSpec:
-    """Settings of one realistic run (drawn by :func:`plan_realistic`; see the module docstring)."""
+class RealisticRunSpec(RunSpec):
+    """Settings of one realistic run (drawn by :func:`plan_realistic`; see the module docstring).
 
-    source: str
-    model: str
-    noise: str
-    rate: float
-    epochs: int
-    seed: int
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    schedule: str = "constant"
-    batch_size: int = 64
-    width: int = 64
-    depth: int = 1
-    weight_decay: float = 0.0
-    n_samples: Optional[int] = None
+    The fields of :class:`~interpretdl_noise.detector_training.corpus.RunSpec` (over this module's sources,
+    models, noise kinds and schedules) plus ``augment`` (input augmentation), ``imbalance`` (largest /
+    smallest class size, >= 1) and ``record`` (``'train'`` or ``'eval'``, as in the generator).
+    """
+
     augment: bool = False
     imbalance: float = 1.0
     record: str = "train"
-    split: str = "train"
+
+    def _choices(self):
+        return (("source", self.source, REALISTIC_SOURCES), ("model", self.model, REALISTIC_MODELS),
+                ("noise", self.noise, REALISTIC_NOISE), ("optimizer", self.optimizer, OPTIMIZERS),
+                ("schedule", self.schedule, SCHEDULES), ("record", self.record, RECORD_MODES))
 
     def __post_init__(self):
-        checks = (("source", self.source, REALISTIC_SOURCES), ("model", self.model, REALISTIC_MODELS),
-                  ("noise", self.noise, REALISTIC_NOISE), ("optimizer", self.optimizer, ("sgd", "adam")),
-                  ("schedule", self.schedule, SCHEDULES), ("record", self.record, RECORD_MODES))
-        for name, value, allowed in checks:
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"rate must be in [0, 1), got {self.rate}")
-        if int(self.epochs) < 2:
-            raise ValueError(f"epochs must be >= 2, got {self.epochs}")
+        super().__post_init__()
         if self.imbalance < 1.0:
             raise ValueError(f"imbalance must be >= 1 (largest / smallest class), got {self.imbalance}")
-
-    @property
-    def group(self) -> str:
-        """``'<source>-<model>'``, the unit of held-out splits."""
-        return f"{self.source}-{self.model}"
 
     def name(self, index: int) -> str:
         return (f"run{index:04d}_{self.group}_{self.noise}{int(round(self.rate * 100)):02d}_e{self.epochs}"
                 f"_{self.record}")
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _is_spatial(source: str) -> bool:
