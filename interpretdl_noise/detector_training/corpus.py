@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..common.seeding import paddle_seed
 from ..data.noise import NOISE_KINDS, inject_label_noise
 from ..interpreter.training_dynamics import TrainingDynamics

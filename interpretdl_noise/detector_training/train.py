@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .._paddle import paddle
 from ..common.device import device_scope, resolve_device
-from ..common.file_utils import PathLike, atomic_path
+from ..common.atomic import PathLike, atomic_path
 from ..common.seeding import paddle_seed
 from ..interpreter.bhdf import DEFAULT_GRID, BHDFInterpreter, LSTMDetector, prepare_curves
 from ..interpreter.aum import AUMInterpreter

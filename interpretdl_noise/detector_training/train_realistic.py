@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from .realistic import REALISTIC_PRESETS, build_realistic_corpus, realistic_plan
 
 __all__ = ["REALISTIC_TRAINING", "record_realistic_part", "build_realistic_detector"]

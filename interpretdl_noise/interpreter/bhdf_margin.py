@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..common.file_utils import PathLike
+from ..common.atomic import PathLike
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
 from .bhdf import DEFAULT_GRID, SUPPORTED_EPOCHS, _weights_info, load_detector_weights, resample_dynamics
