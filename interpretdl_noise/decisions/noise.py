@@ -216,8 +216,13 @@ def fit_curve(recording: Any) -> np.ndarray:
     ndarray of shape (E,), float64
         1.0 = every given label fitted in that epoch; the last entry is :func:`final_fit`.
     """
-    td = np.asarray(Recording.coerce(recording).td)
-    return (td[:, :, 0] >= td.max(axis=2)).mean(axis=0).astype(np.float64)
+    return _fitted(Recording.coerce(recording).td).mean(axis=0).astype(np.float64)
+
+
+def _fitted(td: np.ndarray) -> np.ndarray:
+    """True where the given label (channel 0) is the arg-max of ``td[..., :]`` (ties count as fitted)."""
+    td = np.asarray(td)
+    return td[..., 0] >= td.max(axis=-1)
 
 
 def early_learning_windows(n_epochs: int, memorised: bool) -> Dict[str, np.ndarray]:
@@ -257,9 +262,8 @@ def _early_learning(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int)
     windows = early_learning_windows(rec.n_epochs, memorised)
     if epochs is not None:  # the caller's epochs give the estimate; the automatic windows still span the interval
         windows = {"given epochs": select_epochs(rec.n_epochs, epochs), **windows}
-    per_epoch = class_probabilities(rec, average=False)  # (N, E, C)
-    probs = {name: normalise_rows(per_epoch[:, w].mean(axis=1), floor=1e-12) for name, w in windows.items()}
-    del per_epoch
+    # one (N, C) average per window, never the whole (N, E, C) recording as float64
+    probs = {name: normalise_rows(class_probabilities(rec, w), floor=1e-12) for name, w in windows.items()}
     names = list(windows)
     everyone = np.arange(n)
     joints = {name: _cj_joint(given, probs[name], c, everyone) for name in names}
@@ -298,9 +302,7 @@ def _early_learning(rec: Recording, *, epochs=None, n_bootstrap: int, seed: int)
 
 def final_fit(recording: Any) -> float:
     """Share of samples whose given label is the arg-max in the last recorded epoch (1.0 = memorised)."""
-    td = Recording.coerce(recording).td
-    last = np.asarray(td[:, -1, :], dtype=np.float32)
-    return float((last[:, 0] >= last.max(axis=1)).mean())
+    return float(_fitted(Recording.coerce(recording).td[:, -1, :]).mean())
 
 
 def _mixture_posterior(scores: np.ndarray, seed: int) -> Tuple[np.ndarray, float]:
