@@ -143,14 +143,17 @@ def _scores_from(recording: Recording, scores: Any, methods: Optional[Sequence[s
 
 
 def _flip_metrics(scores: Mapping[str, np.ndarray], flips: np.ndarray) -> dict[str, dict[str, Any]]:
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from ..common.metrics import detection_metrics
 
     out = {}
     for name, s in scores.items():
         fpr, tpr, _ = roc_curve(flips, s)
         precision, recall, _ = precision_recall_curve(flips, s)
-        out[name] = {"auroc": float(roc_auc_score(flips, s)), "ap": float(average_precision_score(flips, s)),
-                     "roc": (fpr, tpr), "pr": (recall[::-1], precision[::-1])}
+        summary = detection_metrics(s, flips)  # the AUROC / AP that compare and evaluate() report
+        out[name] = {"auroc": summary["auroc"], "ap": summary["ap"], "roc": (fpr, tpr),
+                     "pr": (recall[::-1], precision[::-1])}
     return out
 
 
