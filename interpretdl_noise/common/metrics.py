@@ -30,11 +30,11 @@ def _prf(flips: np.ndarray, flagged: np.ndarray, prefix: str) -> Dict[str, float
 
 
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the ``k`` highest scores (ties broken by the lower index, deterministic)."""
+    """Boolean mask (N,) of the ``k`` highest scores (ties: the lower index first; no sample for k <= 0)."""
     scores = np.asarray(scores)
-    order = np.argsort(-scores, kind="stable")
     mask = np.zeros(scores.shape[0], dtype=bool)
-    mask[order[:k]] = True
+    if k > 0:
+        mask[np.argsort(-scores, kind="stable")[:k]] = True
     return mask
 
 

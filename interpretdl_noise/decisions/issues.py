@@ -17,8 +17,10 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
+from ..common.metrics import top_k_mask
 from ..recording import Recording
 from .noise import NoiseEstimate, estimate_noise
+from .probabilities import detector_scores
 
 __all__ = ["find_label_issues", "parse_cutoff", "detector_scores", "top_k_mask", "PROBABILITY_DETECTORS"]
 
@@ -80,35 +82,6 @@ def _number(text: str, original: Any) -> float:
                          f"got {original!r}") from None
 
 
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """True for the ``k`` highest scores (ties: the lower row first), shape (N,)."""
-    mask = np.zeros(scores.shape[0], dtype=bool)
-    if k > 0:
-        mask[np.argsort(-scores, kind="stable")[:k]] = True
-    return mask
-
-
-def detector_scores(rec: Recording, method: str, scores: Optional[np.ndarray] = None, **detector_kw: Any
-                    ) -> np.ndarray:
-    """Scores (N,) of registry detector ``method`` (or the given ``scores``), higher = more likely mislabeled.
-
-    Raises ValueError naming the reason when the detector does not apply (e.g. no ``losses`` for ``ema``).
-    """
-    if scores is not None:
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if s.shape[0] != rec.n_samples:
-            raise ValueError(f"scores has {s.shape[0]} entries but the recording has {rec.n_samples} samples")
-        return s
-    from ..interpreter.registry import DetectorNotApplicable, detector_names, run_detector
-
-    if method not in detector_names():
-        raise ValueError(f"unknown detector {method!r}; choose from {detector_names()}")
-    try:
-        return run_detector(method, rec, **detector_kw)
-    except DetectorNotApplicable as exc:
-        raise ValueError(str(exc)) from exc
-
-
 def _auto_mask(rec: Recording, scores: np.ndarray, estimate: NoiseEstimate, per_class: bool) -> np.ndarray:
     if not per_class or rec.labels is None:
         return top_k_mask(scores, estimate.n_issues)
@@ -117,8 +90,7 @@ def _auto_mask(rec: Recording, scores: np.ndarray, estimate: NoiseEstimate, per_
     mask = np.zeros(rec.n_samples, dtype=bool)
     for c in np.flatnonzero(counts > 0):
         rows = np.flatnonzero(given == c)
-        take = min(int(counts[c]), rows.size)
-        mask[rows[np.argsort(-scores[rows], kind="stable")[:take]]] = True
+        mask[rows[top_k_mask(scores[rows], min(int(counts[c]), rows.size))]] = True
     return mask
 
 

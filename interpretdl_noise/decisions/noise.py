@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..recording import Recording
-from .probabilities import class_probabilities, normalise_rows, select_epochs
+from .probabilities import class_probabilities, detector_scores, normalise_rows, select_epochs
 
 __all__ = ["ESTIMATORS", "DEFAULT_ESTIMATOR", "NoiseEstimate", "estimate_noise", "bhdf_train_prior",
            "adapt_prior", "final_fit", "fit_curve", "early_learning_windows"]
@@ -321,20 +321,6 @@ def _mixture_posterior(scores: np.ndarray, seed: int) -> Tuple[np.ndarray, float
     return post, float(gmm.weights_[noisy])
 
 
-def _detector_scores(rec: Recording, detector: str, scores: Optional[np.ndarray]) -> np.ndarray:
-    if scores is not None:
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if s.shape[0] != rec.n_samples:
-            raise ValueError(f"scores has {s.shape[0]} entries but the recording has {rec.n_samples} samples")
-        return s
-    from ..interpreter.registry import DetectorNotApplicable, run_detector
-
-    try:
-        return run_detector(detector, rec)
-    except DetectorNotApplicable as exc:
-        raise ValueError(str(exc)) from exc
-
-
 def _probs_or_none(rec: Recording, epochs) -> Optional[np.ndarray]:
     return normalise_rows(class_probabilities(rec, epochs)) if rec.labels is not None else None
 
@@ -342,7 +328,7 @@ def _probs_or_none(rec: Recording, epochs) -> Optional[np.ndarray]:
 def _mixture(rec: Recording, *, detector: str = "aum", scores=None, epochs=None, n_bootstrap: int, seed: int
              ) -> NoiseEstimate:
     rec.require("labels", needed_by="estimate_noise(method='mixture')")
-    s = _detector_scores(rec, detector, scores)
+    s = detector_scores(rec, detector, scores)
     if not np.all(np.isfinite(s)):
         raise ValueError(f"{detector} returned non-finite scores; the mixture needs finite scores")
     post, _ = _mixture_posterior(s, seed)
@@ -409,7 +395,7 @@ def adapt_prior(p: np.ndarray, train_prior: float, *, max_iter: int = 1000, tol:
 def _bhdf_prior(rec: Recording, *, scores=None, train_prior: Optional[float] = None, epochs=None,
                 n_bootstrap: int, seed: int) -> NoiseEstimate:
     rec.require("labels", needed_by="estimate_noise(method='bhdf_prior')")
-    p = _detector_scores(rec, "bhdf", scores)
+    p = detector_scores(rec, "bhdf", scores)
     pi_train = bhdf_train_prior() if train_prior is None else float(train_prior)
     post, prior = adapt_prior(p, pi_train)
     joint = _joint_from_posterior(post, rec.assigned_labels, _probs_or_none(rec, epochs), rec.n_classes)

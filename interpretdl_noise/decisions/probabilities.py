@@ -1,4 +1,5 @@
-"""Per-class probabilities of a recording, in the model's class order.
+"""What the decisions read from a recording: per-class probabilities in the model's class order, and
+detector scores.
 
 A recording's ``td`` is in InterpretDL's layout: channel 0 is the *assigned* label and the other channels
 are the other classes sorted per sample; ``labels[i, j]`` is the class id of channel ``j``. Scattering
@@ -6,13 +7,13 @@ are the other classes sorted per sample; ``labels[i, j]`` is the class id of cha
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from ..recording import Recording
 
-__all__ = ["class_probabilities", "given_labels", "normalise_rows", "select_epochs"]
+__all__ = ["class_probabilities", "detector_scores", "given_labels", "normalise_rows", "select_epochs"]
 
 Epochs = Union[None, str, int, slice, Sequence[int]]
 
@@ -95,3 +96,24 @@ def normalise_rows(p: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """Rows scaled to sum to 1 (float16 ``td`` sums to 1 only approximately)."""
     p = np.maximum(np.asarray(p, dtype=np.float64), floor)
     return p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)
+
+
+def detector_scores(rec: Recording, method: str, scores: Optional[np.ndarray] = None, **detector_kw: Any
+                    ) -> np.ndarray:
+    """Scores (N,) of registry detector ``method`` (or the given ``scores``), higher = more likely mislabeled.
+
+    Raises ValueError naming the reason when the detector does not apply (e.g. no ``losses`` for ``ema``).
+    """
+    if scores is not None:
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if s.shape[0] != rec.n_samples:
+            raise ValueError(f"scores has {s.shape[0]} entries but the recording has {rec.n_samples} samples")
+        return s
+    from ..interpreter.registry import DetectorNotApplicable, detector_names, run_detector
+
+    if method not in detector_names():
+        raise ValueError(f"unknown detector {method!r}; choose from {detector_names()}")
+    try:
+        return run_detector(method, rec, **detector_kw)
+    except DetectorNotApplicable as exc:
+        raise ValueError(str(exc)) from exc
