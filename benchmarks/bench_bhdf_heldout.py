@@ -20,6 +20,12 @@ Usage::
     python benchmarks/bench_bhdf_heldout.py --corpus-dir CORPUS --preset realistic_quick   # smoke test
 
     python benchmarks/bench_bhdf_heldout.py --speed-only --weights margin=path/to/margin.pdparams
+    python benchmarks/bench_bhdf_heldout.py --recordings DECISIONS_CACHE --ensemble bhdf_margin+aum_prob
+
+Both shipped detectors (``bhdf``, ``bhdf_margin``) are always scored. ``--recordings DIR`` evaluates on any
+folder of recordings with ``label_flip``, ``logits`` and ``losses`` instead (e.g. ``bench_decisions.py
+--cache DIR``; sources are ``source-model`` from each recording's metadata). ``--ensemble A+B`` adds the
+mean within-run rank of those detectors (variants or baselines).
 
 Optional sections: ``--estimators`` (the library's ``estimate_noise`` rates vs the true rates),
 ``--rate-regression`` and ``--stacked`` (a rate regressor and a gradient-boosting reference over all
@@ -66,9 +72,13 @@ def _bhdf_scorer(interp):
 
 
 def load_variants(specs):
-    """``name=path`` pairs -> (scorers, training priors); 'bhdf' is always the shipped weights."""
+    """``name=path`` pairs -> (scorers, training priors); 'bhdf' and 'bhdf_margin' are always the shipped weights."""
+    from interpretdl_noise.interpreter.bhdf_margin import BHDFMarginInterpreter
+
     shipped = BHDFInterpreter()
-    scorers, priors = {"bhdf": _bhdf_scorer(shipped)}, {"bhdf": _train_prior(shipped)}
+    shipped_margin = BHDFMarginInterpreter()
+    scorers = {"bhdf": _bhdf_scorer(shipped), "bhdf_margin": lambda rec: shipped_margin.predict_td(rec.td)}
+    priors = {"bhdf": _train_prior(shipped), "bhdf_margin": float(shipped_margin.train_prior)}
     for spec in specs or []:
         name, _, path = spec.partition("=")
         if not path:
@@ -85,6 +95,20 @@ def load_variants(specs):
             scorers[name] = _bhdf_scorer(interp)
             priors[name] = _train_prior(interp)
     return scorers, priors
+
+
+def rank_average(spec: str, scorers):
+    """Scorer for ``"a+b+..."``: the mean within-run percentile rank of those detectors (variants or baselines)."""
+    from scipy.stats import rankdata
+
+    from interpretdl_noise.detector_training.heldout import baseline_detectors
+
+    known = {**baseline_detectors(), **scorers}
+    parts = spec.split("+")
+    unknown = [p for p in parts if p not in known]
+    if len(parts) < 2 or unknown:
+        raise SystemExit(f"--ensemble takes two or more of {sorted(known)} joined by '+', got {spec!r}")
+    return lambda rec: np.mean([rankdata(known[p](rec)) / rec.n_samples for p in parts], axis=0)
 
 
 def speed(scorers) -> None:
@@ -138,15 +162,21 @@ def estimators(paths, table, scorers, priors) -> None:
     from interpretdl_noise.decisions.noise import estimate_noise
     from interpretdl_noise.recording.recording import Recording
 
-    rows = []
+    rows, f1 = [], {}
     for path in paths:
         rec = Recording.load(path)
-        row = {"true_rate": float(np.asarray(rec.label_flip).mean())}
+        flips = np.asarray(rec.label_flip).astype(bool)
+        row = {"true_rate": float(flips.mean())}
         for method in ("confident_joint", "mixture", "early_learning"):
             row[method] = estimate_noise(rec, method, n_bootstrap=0).rate
         for name, fn in scorers.items():
-            row[f"bhdf_prior[{name}]"] = estimate_noise(rec, "bhdf_prior", n_bootstrap=0, scores=fn(rec),
-                                                        train_prior=priors[name]).rate
+            scores = fn(rec)
+            if name in priors:
+                row[f"bhdf_prior[{name}]"] = estimate_noise(rec, "bhdf_prior", n_bootstrap=0, scores=scores,
+                                                            train_prior=priors[name]).rate
+            # what the decisions' 'auto' cut-off gives (top k = the default estimate) against the true count
+            for cut, k in (("estimated", int(round(row["early_learning"] * flips.size))), ("true", int(flips.sum()))):
+                f1.setdefault((name, cut), []).append(_top_k_f1(flips, scores, k))
         rows.append(row)
     print("## Noise-rate estimators (interpretdl_noise.estimate_noise, no bootstrap) vs the true rate\n")
     print("| estimator | mean abs gap (pp) | bias (pp) | runs within 3 pp |\n|---|---|---|---|")
@@ -156,7 +186,19 @@ def estimators(paths, table, scorers, priors) -> None:
         gap = 100 * (est - truth)
         within = int(np.sum(np.abs(gap) <= 3))
         print(f"| {key} | {np.mean(np.abs(gap)):.1f} | {np.mean(gap):+.1f} | {within}/{len(rows)} |")
+    print("\nF1 of the top k, k = the early_learning estimate (the decisions' 'auto' cut-off) or the true count:\n")
+    print("| detector | F1 at the estimated count | F1 at the true count |\n|---|---|---|")
+    for name in scorers:
+        print(f"| {name} | {np.mean(f1[name, 'estimated']):.3f} | {np.mean(f1[name, 'true']):.3f} |")
     print()
+
+
+def _top_k_f1(flips: np.ndarray, scores: np.ndarray, k: int) -> float:
+    from interpretdl_noise.common.metrics import top_k_mask
+
+    chosen = top_k_mask(np.asarray(scores, dtype=np.float64), k)
+    hits = int(np.sum(chosen & flips))
+    return 0.0 if hits == 0 else 2.0 * hits / (int(chosen.sum()) + int(flips.sum()))
 
 
 def _run_features(td) -> np.ndarray:
@@ -270,6 +312,11 @@ def main() -> None:
     parser.add_argument("--preset", default="realistic", help="realistic preset whose holdout split is used")
     parser.add_argument("--seed", type=int, default=0, help="plan seed of the held-out runs")
     parser.add_argument("--weights", action="append", help="NAME=PATH of further detector weights to compare")
+    parser.add_argument("--ensemble", action="append", metavar="A+B", default=None,
+                        help="also score the rank average of these detectors, e.g. bhdf_margin+aum_prob; repeatable")
+    parser.add_argument("--recordings", type=Path, action="append", default=None, metavar="DIR",
+                        help="evaluate on every recording (*.npz with label_flip, logits and losses) in DIR instead "
+                             "of the preset's held-out runs, e.g. bench_decisions.py's --cache folder; repeatable")
     parser.add_argument("--out", type=Path, default=None, help="also write the per-run table (CSV) here")
     parser.add_argument("--speed", action="store_true", help="also time inference against InterpretDL 0.8")
     parser.add_argument("--speed-only", action="store_true", help="only the inference timing")
@@ -289,16 +336,25 @@ def main() -> None:
     if corpus is None:
         tmp = tempfile.TemporaryDirectory()
         corpus = Path(tmp.name)
-    specs = realistic_plan(args.preset, "holdout", seed=args.seed)
     t0 = time.perf_counter()
-    paths = build_realistic_corpus(specs, corpus / "holdout", progress=True)
+    if args.recordings:
+        paths = sorted(p for folder in args.recordings for p in folder.glob("*.npz"))
+        if not paths:
+            raise SystemExit(f"no *.npz recordings in {', '.join(map(str, args.recordings))}")
+    else:
+        specs = realistic_plan(args.preset, "holdout", seed=args.seed)
+        paths = build_realistic_corpus(specs, corpus / "holdout", progress=True)
     seconds = time.perf_counter() - t0
     scorers, priors = load_variants(args.weights)
+    for spec in args.ensemble or []:
+        scorers[spec] = rank_average(spec, scorers)
     detectors = list(scorers)
     table = evaluate_heldout(paths, scorers, calibrated=priors)
     if args.out is not None:
         table.to_csv(args.out, index=False)
-    print(f"# bench_bhdf_heldout: preset {args.preset}, seed {args.seed}, {len(paths)} held-out runs "
+    where = (f"recordings in {', '.join(str(d) for d in args.recordings)}" if args.recordings else
+             f"preset {args.preset}, seed {args.seed}")
+    print(f"# bench_bhdf_heldout: {where}, {len(paths)} held-out runs "
           f"(recorded or reloaded in {seconds:.0f} s); training priors {priors}\n")
     base = list(BASELINES)
     for by in (("group",), ("noise",), ("group", "noise"), ("record",), ("model",)):
@@ -329,11 +385,12 @@ def main() -> None:
               f"{100 * table[f'{d}_gain'].mean():+.1f} %")
     print("\n## Calibration per run (true rate vs mean P, share P >= 0.5, and after the prior-shift EM)\n")
     cols = ["group", "noise", "epochs", "record", "true_rate"]
-    for d in detectors:
+    calibrated = [d for d in detectors if d in priors]     # the rank averages are not probabilities
+    for d in calibrated:
         cols += [f"{d}_mean_p", f"{d}_share05", f"{d}_prior", f"{d}_prior_share05"]
     print(markdown_table(table.sort_values("true_rate"), cols))
     print()
-    for d in detectors:
+    for d in calibrated:
         gap = calibration_summary(table, d)
         print(f"- {d} (training prior {priors[d]:.3f}): mean |gap| in percentage points: mean P {gap['mean_p']:.1f} "
               f"(bias {gap['mean_p_bias']:+.1f}), share P>=0.5 {gap['share05']:.1f} ({gap['share05_bias']:+.1f}); "

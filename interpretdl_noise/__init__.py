@@ -14,7 +14,8 @@ from ._lazy import lazy_exports
 from .common.metrics import detection_metrics
 from .compare import ComparisonResult, compare_detectors
 from .data import inject_label_noise
-from .interpreter import (AUMCalculator, AUMInterpreter, AUMRecord, BHDFInterpreter, ConfidentLearningInterpreter,
+from .interpreter import (AUMCalculator, AUMInterpreter, AUMRecord, BHDFInterpreter, BHDFMarginInterpreter,
+                          ConfidentLearningInterpreter,
                           DataMapsInterpreter, DatasetLevelInterpreter, ForgettingEventsInterpreter, Interpreter,
                           LossDynamicsAnalyzer, LossDynamicsInterpreter, NoisyLabelCandidate, SmallLossInterpreter,
                           prepare_curves, resample_dynamics)
@@ -54,7 +55,7 @@ __all__ = [
     # interpreter bases and the detector registry
     "Interpreter", "DatasetLevelInterpreter", "detector_names", "create_detector",
     # detectors (one module each in interpretdl_noise.interpreter)
-    "BHDFInterpreter", "LSTMDetector", "resample_dynamics", "prepare_curves",
+    "BHDFInterpreter", "BHDFMarginInterpreter", "LSTMDetector", "resample_dynamics", "prepare_curves",
     "AUMInterpreter", "AUMCalculator", "AUMRecord", "AUMCallback",
     "ThresholdSamplesDataset", "ThresholdResult", "threshold_sample_indices", "aum_cutoff", "flag_below_cutoff",
     "combine_threshold_runs", "run_threshold_procedure",

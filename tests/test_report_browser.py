@@ -15,9 +15,11 @@ from PIL import Image
 
 from interpretdl_noise import clean, report
 from interpretdl_noise.cli import main
+from interpretdl_noise.interpreter import registry
 
 N, K = 120, 30
-METHODS = ["bhdf", "aum", "ema", "forgetting", "datamaps", "small_loss"]
+# every registered detector that scores a recording (confident learning needs the raw data)
+METHODS = [n for n in registry.detector_names() if not registry.detector_class(n).needs_data]
 NO_BROWSER = ("no headless browser: install Debian's `chromium` and `chromium-driver` packages "
               "(apt-get install -y chromium chromium-driver; .ci/run does this) and the `selenium` Python package")
 

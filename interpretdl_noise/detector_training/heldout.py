@@ -96,6 +96,8 @@ def evaluate_heldout(records: Sequence[Any], detectors: Mapping[str, Callable[[R
         meta = dict(rec.meta or {})
         row: Dict[str, Any] = {k: meta.get(k) for k in ("group", "source", "model", "noise", "rate", "epochs",
                                                         "record", "augment", "imbalance", "schedule")}
+        if row["group"] is None and row["source"] is not None and row["model"] is not None:
+            row["group"] = f"{row['source']}-{row['model']}"     # recordings from outside the realistic corpus
         row.update(n=int(flips.size), true_rate=float(flips.mean()), epochs=int(rec.n_epochs))
         for name, fn in {**methods, **base}.items():
             with warnings.catch_warnings():

@@ -7,6 +7,7 @@ from .._lazy import lazy_exports
 from .abc_interpreter import DatasetLevelInterpreter, Interpreter
 from .aum import AUMCalculator, AUMInterpreter, AUMRecord
 from .bhdf import BHDFInterpreter, prepare_curves, resample_dynamics
+from .bhdf_margin import BHDFMarginInterpreter
 from .confident_learning import ConfidentLearningInterpreter
 from .data_maps import DataMapsInterpreter
 from .forgetting_events import ForgettingEventsInterpreter
@@ -27,7 +28,7 @@ __all__ = ["Interpreter", "DatasetLevelInterpreter", "TrainingDynamics", "SmallL
            "threshold_sample_indices", "assign_threshold_labels", "aum_cutoff", "flag_below_cutoff",
            "combine_threshold_runs", "run_threshold_procedure",
            # BHDF
-           "BHDFInterpreter", "LSTMDetector", "resample_dynamics", "prepare_curves",
+           "BHDFInterpreter", "BHDFMarginInterpreter", "LSTMDetector", "resample_dynamics", "prepare_curves",
            # EMA loss dynamics
            "LossDynamicsAnalyzer", "LossDynamicsInterpreter", "NoisyLabelCandidate",
            # baselines

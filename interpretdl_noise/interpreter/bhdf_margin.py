@@ -89,7 +89,7 @@ def default_margin_weights_path() -> Path:
     return Path(__file__).resolve().parents[1] / "assets" / MARGIN_WEIGHTS_FILE
 
 
-class BHDFMarginInterpreter(DatasetLevelInterpreter, register=False):
+class BHDFMarginInterpreter(DatasetLevelInterpreter):
     """P(mislabeled) from BHDF's LSTM on three channels (assigned probability, margin, margin rank).
 
     Parameters
@@ -110,6 +110,7 @@ class BHDFMarginInterpreter(DatasetLevelInterpreter, register=False):
     prefix use all of the recording's samples.
     """
 
+    name = "bhdf_margin"
     summary = "LSTM on assigned probability, margin and margin rank curves (BHDF, 3 channels)"
     needs_paddle = True
     listing_order = 11
