@@ -161,6 +161,36 @@ def test_margin_detector_trains_saves_and_loads(tiny_runs, tmp_path):
         train_detector(paths, features="loss", progress=False)
 
 
+def test_shipped_margin_weights_load_verified_and_rank_flips(tiny_runs, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from interpretdl_noise.interpreter import bhdf_margin, registry
+
+    shipped = bhdf_margin.default_margin_weights_path()
+    info = json.loads(shipped.with_suffix(".json").read_text())
+    assert info["kind"] == "margin" and info["grid"] == 32 and 0 < info["train_prior"] < 1
+    assert "--features margin" in info["command"] and info["n_train_runs"] == 310
+    interp = registry.create_detector("bhdf_margin")
+    assert isinstance(interp, BHDFMarginInterpreter) and interp.weights_path == shipped
+    _, paths = tiny_runs
+    rec = load_training_dynamics(paths[0])
+    _, p = interp.interpret(training_dynamics=rec)
+    flips = np.asarray(rec["label_flip"]).astype(bool)
+    assert p.shape == flips.shape and np.all((p >= 0) & (p <= 1))
+    assert p[flips].mean() > p[~flips].mean()
+    # a corrupted install fails loudly instead of scoring with damaged weights
+    broken = tmp_path / shipped.name
+    for src in (shipped, shipped.with_suffix(".json"), shipped.with_name(shipped.name + ".sha256")):
+        shutil.copy(src, tmp_path / src.name)
+    data = bytearray(broken.read_bytes())
+    data[-1] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    monkeypatch.setattr(bhdf_margin, "default_margin_weights_path", lambda: broken)
+    with pytest.raises(ValueError, match="checksum"):
+        BHDFMarginInterpreter()
+
+
 def test_cli_realistic_preset_in_parts(tmp_path, capsys):
     args = ["train-detector", "--preset", "realistic_quick", "--seed", "0", "--corpus-dir", str(tmp_path / "c"),
             "--out", str(tmp_path / "w.pdparams"), "--quiet", "--max-runs", "2"]

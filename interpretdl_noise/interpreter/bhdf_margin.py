@@ -30,7 +30,8 @@ import numpy as np
 from ..common.atomic import PathLike
 from ..recording.recording import Recording
 from .abc_interpreter import DatasetLevelInterpreter
-from .bhdf import DEFAULT_GRID, SUPPORTED_EPOCHS, _weights_info, load_detector_weights, resample_dynamics
+from .bhdf import (DEFAULT_GRID, SUPPORTED_EPOCHS, _verify_sidecar_sha256, _weights_info, load_detector_weights,
+                   resample_dynamics)
 
 __all__ = ["BHDFMarginInterpreter", "margin_features", "N_CHANNELS", "MARGIN_WEIGHTS_FILE"]
 
@@ -96,7 +97,9 @@ class BHDFMarginInterpreter(DatasetLevelInterpreter):
     ----------
     weights : path, optional
         A ``.pdparams`` file written by ``train_detector(features='margin')`` (with its JSON sidecar).
-        Default: the shipped ``assets/noise_detector_margin.pdparams`` when installed.
+        Default: the shipped ``assets/noise_detector_margin.pdparams`` (checked against its ``.sha256``),
+        trained by ``interpretdl-noise train-detector --preset realistic --seed 0 --features margin``; see
+        ``assets/MODEL_CARD.md``.
     device : str, default='cpu'
     batch_size : int, default=1024
     prior_shift : bool, default=False
@@ -126,6 +129,8 @@ class BHDFMarginInterpreter(DatasetLevelInterpreter):
             if not path.is_file():
                 raise FileNotFoundError(f"no margin detector weights at {path}; train them with "
                                         "train_detector(records, features='margin') or pass weights=")
+            if weights is None:
+                _verify_sidecar_sha256(path)    # the shipped file: a corrupted install fails loudly
             info = _weights_info(path)          # validated like BHDF's sidecar (grid range, booleans)
             if info.get("kind", "margin") != "margin":
                 raise ValueError(f"{path.with_suffix('.json')} does not describe margin detector weights "
