@@ -203,6 +203,27 @@ def test_cli_realistic_preset_in_parts(tmp_path, capsys):
         main(["train-detector", "--preset", "quick", "--part", "1/2", "--out", str(tmp_path / "w.pdparams")])
 
 
+def test_extra_training_seeds_add_a_training_folder(tmp_path, capsys):
+    from interpretdl_noise.detector_training.train_realistic import record_realistic_part
+
+    status = record_realistic_part("realistic_quick", tmp_path / "c", seed=0, max_runs=0, extra_train_seeds=(1,),
+                                   progress=False)
+    assert list(status) == ["train", "holdout", "train-seed1"]
+    assert status["train-seed1"] == {"planned": 12, "finished": 0} and status["holdout"]["planned"] == 4
+    assert realistic_plan("realistic_quick", "train", seed=1) != realistic_plan("realistic_quick", "train", seed=0)
+    with pytest.raises(ValueError, match="extra_train_seeds"):
+        record_realistic_part("realistic_quick", tmp_path / "c", seed=0, max_runs=0, extra_train_seeds=(0,))
+    # one new run goes to the first split that misses runs; the extra folder fills after train and holdout
+    out = str(tmp_path / "w.pdparams")
+    assert main(["train-detector", "--preset", "realistic_quick", "--corpus-dir", str(tmp_path / "c"), "--out", out,
+                 "--quiet", "--max-runs", "1", "--extra-train-seeds", "1"]) == 0
+    assert "train-seed1 0/12" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train-detector", "--preset", "realistic_quick", "--out", out, "--extra-train-seeds", "1,1"])
+    with pytest.raises(SystemExit, match="realistic presets only"):
+        main(["train-detector", "--preset", "quick", "--out", out, "--extra-train-seeds", "1"])
+
+
 def test_a_subsampled_imbalanced_run_counts_as_finished(tmp_path):
     from interpretdl_noise.detector_training.realistic import _finished
 

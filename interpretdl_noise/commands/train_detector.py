@@ -14,6 +14,11 @@ in parts, e.g. on two processes, then trained:
     interpretdl-noise train-detector --preset realistic --seed 0 --corpus-dir CORPUS --part 1/2 --out W.pdparams
     interpretdl-noise train-detector --preset realistic --seed 0 --corpus-dir CORPUS --part 2/2 --out W.pdparams
     interpretdl-noise train-detector --preset realistic --seed 0 --corpus-dir CORPUS --features margin --out W.pdparams
+
+The shipped ``bhdf_margin`` weights add the training plan drawn with seed 1 (620 training runs):
+
+    interpretdl-noise train-detector --preset realistic --seed 0 --extra-train-seeds 1 --corpus-dir CORPUS \
+        --features margin --out noise_detector_margin.pdparams
 """
 from __future__ import annotations
 
@@ -35,6 +40,16 @@ def _part(text: str):
     return i, n
 
 
+def _seeds(text: str):
+    try:
+        seeds = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--extra-train-seeds takes seeds separated by commas, got {text!r}") from None
+    if any(t < 0 for t in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--extra-train-seeds needs distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
 def _main_realistic(args: argparse.Namespace) -> int:
     from ..detector_training.train_realistic import build_realistic_detector
 
@@ -44,11 +59,13 @@ def _main_realistic(args: argparse.Namespace) -> int:
              "--seed", str(args.seed), "--features", args.features]
     if args.train_epochs is not None:
         parts += ["--train-epochs", str(args.train_epochs)]
+    if args.extra_train_seeds:
+        parts += ["--extra-train-seeds", ",".join(str(t) for t in args.extra_train_seeds)]
     report = build_realistic_detector(args.out, preset=args.preset, seed=args.seed, corpus_dir=args.corpus_dir,
                                       features=args.features, part=args.part, max_runs=args.max_runs,
                                       device=args.device, progress=not args.quiet,
                                       command=" ".join(shlex.quote(a) for a in parts),
-                                      train_epochs=args.train_epochs)
+                                      extra_train_seeds=args.extra_train_seeds, train_epochs=args.train_epochs)
     status = ", ".join(f"{k} {v['finished']}/{v['planned']}" for k, v in report["status"].items())
     if not report["complete"]:
         print(f"corpus incomplete ({status} runs recorded); rerun the same command (or the other parts) to "
@@ -63,8 +80,8 @@ def _main_realistic(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     if args.preset in REALISTIC_PRESETS:
         return _main_realistic(args)
-    if args.part != (1, 1) or args.max_runs is not None or args.features != "curve":
-        raise SystemExit("--part, --max-runs and --features apply to the realistic presets only")
+    if args.part != (1, 1) or args.max_runs is not None or args.features != "curve" or args.extra_train_seeds:
+        raise SystemExit("--part, --max-runs, --features and --extra-train-seeds apply to the realistic presets only")
     overrides = {}
     if args.train_epochs is not None:
         overrides["train_epochs"] = args.train_epochs
@@ -104,6 +121,9 @@ def add_parser(sub) -> None:
                    help="realistic presets: record every N-th run starting at the I-th (default 1/1)")
     p.add_argument("--max-runs", type=int, default=None,
                    help="realistic presets: stop after recording this many new runs")
+    p.add_argument("--extra-train-seeds", type=_seeds, default=(), metavar="T[,T...]",
+                   help="realistic presets: also train on the training plan drawn with these seeds (recorded into "
+                        "CORPUS/train-seed<T>); the shipped bhdf_margin weights use --seed 0 --extra-train-seeds 1")
     p.add_argument("--device", default="cpu", help="'cpu' or 'gpu:N' (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_main)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,30 +25,44 @@ REALISTIC_TRAINING: Dict[str, Any] = {"train_epochs": 8, "batch_size": 256, "lr"
 """LSTM training settings used with every realistic preset."""
 
 
+def _splits(seed: int, extra_train_seeds: Sequence[int]) -> List[Tuple[str, str, int]]:
+    """(folder, plan split, plan seed) of every part of the corpus: ``train`` and ``holdout`` drawn with
+    ``seed``, then one more training folder ``train-seed<t>`` per extra seed (same groups, other runs)."""
+    extra = [int(t) for t in extra_train_seeds]
+    if len(set(extra)) != len(extra) or int(seed) in extra or any(t < 0 for t in extra):
+        raise ValueError(f"extra_train_seeds must be distinct non-negative seeds other than seed={seed}, got {extra}")
+    return [("train", "train", int(seed)), ("holdout", "holdout", int(seed))] + \
+        [(f"train-seed{t}", "train", t) for t in extra]
+
+
+def _split_paths(preset: str, corpus: Path, folder: str, split: str, plan_seed: int) -> List[Path]:
+    return [corpus / folder / f"{s.name(i)}.npz" for i, s in enumerate(realistic_plan(preset, split, seed=plan_seed))]
+
+
 def record_realistic_part(preset: str, corpus_dir: PathLike, *, seed: int = 0, part: Tuple[int, int] = (1, 1),
-                          max_runs: Optional[int] = None, device: str = "cpu", progress: bool = True
-                          ) -> Dict[str, Any]:
-    """Record this part's missing runs of both splits; return counts of finished and planned runs."""
+                          max_runs: Optional[int] = None, device: str = "cpu", progress: bool = True,
+                          extra_train_seeds: Sequence[int] = ()) -> Dict[str, Any]:
+    """Record this part's missing runs of every split (see ``_splits``); return finished and planned runs."""
     corpus = Path(corpus_dir)
     status: Dict[str, Any] = {}
     budget = max_runs
-    for split in ("train", "holdout"):
-        specs = realistic_plan(preset, split, seed=seed)
-        before = len(list((corpus / split).glob("*.npz"))) if (corpus / split).is_dir() else 0
-        build_realistic_corpus(specs, corpus / split, part=part, max_runs=budget, device=device,
-                               progress=progress, log=corpus / f"{split}.log")
-        names = {s.name(i) + ".npz" for i, s in enumerate(specs)}
-        done = sum((corpus / split / n).is_file() for n in names)
-        status[split] = {"planned": len(specs), "finished": done}
+    for folder, split, plan_seed in _splits(seed, extra_train_seeds):
+        specs = realistic_plan(preset, split, seed=plan_seed)
+        before = len(list((corpus / folder).glob("*.npz"))) if (corpus / folder).is_dir() else 0
+        build_realistic_corpus(specs, corpus / folder, part=part, max_runs=budget, device=device,
+                               progress=progress, log=corpus / f"{folder}.log")
+        done = sum(p.is_file() for p in _split_paths(preset, corpus, folder, split, plan_seed))
+        status[folder] = {"planned": len(specs), "finished": done}
         if budget is not None:
-            budget = max(0, budget - (len(list((corpus / split).glob("*.npz"))) - before))
+            budget = max(0, budget - (len(list((corpus / folder).glob("*.npz"))) - before))
     return status
 
 
 def build_realistic_detector(out: PathLike, *, preset: str = "realistic", seed: int = 0,
                              corpus_dir: PathLike, features: str = "curve", part: Tuple[int, int] = (1, 1),
                              max_runs: Optional[int] = None, device: str = "cpu", progress: bool = True,
-                             command: Optional[str] = None, **overrides: Any) -> Dict[str, Any]:
+                             command: Optional[str] = None, extra_train_seeds: Sequence[int] = (),
+                             **overrides: Any) -> Dict[str, Any]:
     """Record the preset's corpus (resumably), then train and evaluate once it is complete.
 
     Parameters
@@ -65,6 +79,10 @@ def build_realistic_detector(out: PathLike, *, preset: str = "realistic", seed: 
         Train the single-channel detector or the three-channel margin detector.
     part, max_runs
         See :func:`record_realistic_part`.
+    extra_train_seeds : sequence of int, default=()
+        More training runs: the preset's training plan drawn with each of these seeds, recorded into
+        ``corpus_dir/train-seed<t>`` (the held-out runs stay those of ``seed``). The shipped ``bhdf_margin``
+        weights use ``seed=0, extra_train_seeds=(1,)``: 620 training runs.
     **overrides
         Replace entries of :data:`REALISTIC_TRAINING` (e.g. ``train_epochs``).
 
@@ -88,17 +106,19 @@ def build_realistic_detector(out: PathLike, *, preset: str = "realistic", seed: 
         raise ValueError(f"--out must name a .pdparams file, got {out}")
     corpus = Path(corpus_dir)
     started = time.perf_counter()
+    splits = _splits(seed, extra_train_seeds)
     status = record_realistic_part(preset, corpus, seed=seed, part=part, max_runs=max_runs, device=device,
-                                   progress=progress)
+                                   progress=progress, extra_train_seeds=extra_train_seeds)
     report: Dict[str, Any] = {"preset": preset, "seed": seed, "status": status,
                               "record_seconds": round(time.perf_counter() - started, 1)}
+    if extra_train_seeds:
+        report["extra_train_seeds"] = [int(t) for t in extra_train_seeds]
     if any(s["finished"] < s["planned"] for s in status.values()):
         report["complete"] = False
         return report
-    train_specs = realistic_plan(preset, "train", seed=seed)
-    holdout_specs = realistic_plan(preset, "holdout", seed=seed)
-    train_paths = [corpus / "train" / f"{s.name(i)}.npz" for i, s in enumerate(train_specs)]
-    holdout_paths = [corpus / "holdout" / f"{s.name(i)}.npz" for i, s in enumerate(holdout_specs)]
+    train_paths = [p for folder, split, plan_seed in splits if split == "train"
+                   for p in _split_paths(preset, corpus, folder, split, plan_seed)]
+    holdout_paths = _split_paths(preset, corpus, "holdout", "holdout", seed)
     detector, history = train_detector(train_paths, grid=settings["grid"], epochs=settings["train_epochs"],
                                        batch_size=settings["batch_size"], lr=settings["lr"], seed=seed,
                                        max_per_run=settings["max_per_run"], device=device, features=features,
@@ -120,7 +140,7 @@ def build_realistic_detector(out: PathLike, *, preset: str = "realistic", seed: 
     summary = summarize_heldout(table, [name], by=("group",))
     report.update(complete=True, command=command or " ".join(sys.argv), kind=features if features == "margin"
                   else "curve", settings=settings, history=history, train_prior=train_prior,
-                  n_train_runs=len(train_specs), n_holdout_runs=len(holdout_specs),
+                  n_train_runs=len(train_paths), n_holdout_runs=len(holdout_paths),
                   holdout_runs=table.to_dict(orient="records"),
                   holdout_mean_gain=float(summary.iloc[-1][f"{name}_gain"]),
                   holdout_min_source_gain=float(np.min(summary.iloc[:-1][f"{name}_gain"])),
