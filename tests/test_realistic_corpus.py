@@ -170,7 +170,7 @@ def test_shipped_margin_weights_load_verified_and_rank_flips(tiny_runs, tmp_path
     shipped = bhdf_margin.default_margin_weights_path()
     info = json.loads(shipped.with_suffix(".json").read_text())
     assert info["kind"] == "margin" and info["grid"] == 32 and 0 < info["train_prior"] < 1
-    assert "--features margin" in info["command"] and info["n_train_runs"] == 310
+    assert "--extra-train-seeds 1" in info["command"] and info["n_train_runs"] == 620
     interp = registry.create_detector("bhdf_margin")
     assert isinstance(interp, BHDFMarginInterpreter) and interp.weights_path == shipped
     _, paths = tiny_runs
