@@ -159,6 +159,7 @@ def speed(scorers) -> None:
 
 def estimators(paths, table, scorers, priors) -> None:
     """The library's noise-rate estimators (``estimate_noise``) per run against the true rate."""
+    from interpretdl_noise.common.metrics import detection_metrics
     from interpretdl_noise.decisions.noise import estimate_noise
     from interpretdl_noise.recording.recording import Recording
 
@@ -176,7 +177,7 @@ def estimators(paths, table, scorers, priors) -> None:
                                                             train_prior=priors[name]).rate
             # what the decisions' 'auto' cut-off gives (top k = the default estimate) against the true count
             for cut, k in (("estimated", int(round(row["early_learning"] * flips.size))), ("true", int(flips.sum()))):
-                f1.setdefault((name, cut), []).append(_top_k_f1(flips, scores, k))
+                f1.setdefault((name, cut), []).append(detection_metrics(scores, flips, k=k)["f1_at_k"])
         rows.append(row)
     print("## Noise-rate estimators (interpretdl_noise.estimate_noise, no bootstrap) vs the true rate\n")
     print("| estimator | mean abs gap (pp) | bias (pp) | runs within 3 pp |\n|---|---|---|---|")
@@ -191,14 +192,6 @@ def estimators(paths, table, scorers, priors) -> None:
     for name in scorers:
         print(f"| {name} | {np.mean(f1[name, 'estimated']):.3f} | {np.mean(f1[name, 'true']):.3f} |")
     print()
-
-
-def _top_k_f1(flips: np.ndarray, scores: np.ndarray, k: int) -> float:
-    from interpretdl_noise.common.metrics import top_k_mask
-
-    chosen = top_k_mask(np.asarray(scores, dtype=np.float64), k)
-    hits = int(np.sum(chosen & flips))
-    return 0.0 if hits == 0 else 2.0 * hits / (int(chosen.sum()) + int(flips.sum()))
 
 
 def _run_features(td) -> np.ndarray:
